@@ -1,0 +1,47 @@
+# Encore: `make demo` runs the main job end to end, `make test` passes the tests.
+SHELL := /bin/bash
+UV_RUN := uv run --frozen
+export UV_PYTHON := 3.11
+
+.DEFAULT_GOAL := help
+.PHONY: help setup jars demo test test-unit lint format up down status bench clean
+
+help: ## Show this help
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+setup: ## Install everything: system packages, uv, the Python environments, JVM jars
+	@bash infra/setup.sh
+
+jars: ## Resolve the JVM jars with Maven (part of setup)
+	@mvn -q -B -f infra/jars/pom.xml package
+
+demo: setup ## The main job end to end: platform up, smoke run, pipeline demo, platform down
+	@$(UV_RUN) encore demo
+
+test: setup ## Run the whole test suite against real services
+	@$(UV_RUN) pytest
+
+test-unit: setup ## Only the tests that need no services
+	@$(UV_RUN) pytest -m "not integration and not flink and not spark"
+
+lint: ## Ruff lint and format check
+	@$(UV_RUN) ruff check . && $(UV_RUN) ruff format --check .
+
+format: ## Ruff autofix and format
+	@$(UV_RUN) ruff check --fix . && $(UV_RUN) ruff format .
+
+up: ## Start the local platform services
+	@$(UV_RUN) encore up
+
+down: ## Stop the local platform services
+	@$(UV_RUN) encore down
+
+status: ## Health of each local service
+	@$(UV_RUN) encore status
+
+bench: setup ## Run every benchmark (slow; prints tables, saves JSON under benchmarks/results)
+	@for script in benchmarks/bench_*.py; do echo "== $$script"; $(UV_RUN) python $$script || exit 1; done
+
+clean: ## Stop services and remove local state (.encore); keeps venvs and jars
+	-@$(UV_RUN) encore down
+	rm -rf .encore

@@ -1,0 +1,155 @@
+"""The lake's table registry: every Delta table's name, path and explicit schema.
+
+Each table has exactly one writer (named in ``writer``); readers find it here rather than
+by spelling a path. Paths are ``<lake root>/<layer>/<table>``, with the root from
+``settings.lake_root`` (a local folder by default, ``s3://...`` beyond one machine).
+
+Schemas are declared once in a neutral form and rendered for each engine that needs them:
+``arrow_schema()`` for delta-rs and polars, ``spark_schema()`` for Spark jobs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal
+
+from encore.errors import NotFoundError
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    from pyspark.sql.types import StructType
+
+    from encore.settings import Settings
+
+DType = Literal["string", "int", "long", "double", "boolean", "date", "timestamp"]
+Layer = Literal["bronze", "silver", "gold", "dims"]
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    dtype: DType
+    nullable: bool = True
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Table:
+    layer: Layer
+    name: str
+    columns: tuple[Column, ...]
+    writer: str
+    partition_by: tuple[str, ...] = ()
+    description: str = ""
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def qualified_name(self) -> str:
+        return f"{self.layer}.{self.name}"
+
+    @property
+    def column_names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+    def path(self, settings: Settings) -> str:
+        return f"{settings.lake_root.rstrip('/')}/{self.layer}/{self.name}"
+
+    def arrow_schema(self) -> pa.Schema:
+        import pyarrow as pa
+
+        types = {
+            "string": pa.string(),
+            "int": pa.int32(),
+            "long": pa.int64(),
+            "double": pa.float64(),
+            "boolean": pa.bool_(),
+            "date": pa.date32(),
+            # Delta's TIMESTAMP is microseconds, UTC-adjusted
+            "timestamp": pa.timestamp("us", tz="UTC"),
+        }
+        return pa.schema([pa.field(c.name, types[c.dtype], c.nullable) for c in self.columns])
+
+    def spark_schema(self) -> StructType:
+        from pyspark.sql import types as T
+
+        types = {
+            "string": T.StringType(),
+            "int": T.IntegerType(),
+            "long": T.LongType(),
+            "double": T.DoubleType(),
+            "boolean": T.BooleanType(),
+            "date": T.DateType(),
+            "timestamp": T.TimestampType(),
+        }
+        return T.StructType(
+            [T.StructField(c.name, types[c.dtype], c.nullable) for c in self.columns]
+        )
+
+
+PLAY_EVENTS = Table(
+    layer="bronze",
+    name="play_events",
+    writer="pipelines.ingest (Flink)",
+    partition_by=("event_date",),
+    description="Every valid play event exactly once (deduplicated by event_id).",
+    columns=(
+        Column("event_id", "string", False, "UUID of the event, the deduplication key"),
+        Column("user_id", "string", False),
+        Column("song_id", "string", False),
+        Column("start_time", "timestamp", False),
+        Column("end_time", "timestamp", False),
+        Column("ms_played", "long", False),
+        Column("event_type", "string", False, "play | skip | complete | like"),
+        Column("device_type", "string", False),
+        Column("country_code", "string", False, "ISO 3166-1 alpha-2"),
+        Column("schema_version", "int", False),
+        Column("event_date", "date", False, "UTC date of start_time; the partition"),
+        Column("kafka_partition", "int", False),
+        Column("kafka_offset", "long", False),
+        Column("ingested_at", "timestamp", False),
+    ),
+)
+
+PLAY_EVENTS_REJECTED = Table(
+    layer="bronze",
+    name="play_events_rejected",
+    writer="pipelines.ingest (Flink)",
+    partition_by=("rejected_date",),
+    description="Dead letters: every record on play-events that failed the v1 contract.",
+    columns=(
+        Column("raw_payload", "string", False, "the record value as received (UTF-8, lossy)"),
+        Column("reason", "string", False),
+        Column("topic", "string", False),
+        Column("kafka_partition", "int", False),
+        Column("kafka_offset", "long", False),
+        Column("rejected_at", "timestamp", False),
+        Column("rejected_date", "date", False),
+    ),
+)
+
+TRENDING_SONGS = Table(
+    layer="gold",
+    name="trending_songs_realtime",
+    writer="pipelines.ingest (Flink)",
+    partition_by=("window_date",),
+    description="Play counts per country and song in tumbling event-time windows.",
+    columns=(
+        Column("window_start", "timestamp", False),
+        Column("window_end", "timestamp", False),
+        Column("window_date", "date", False),
+        Column("country_code", "string", False),
+        Column("song_id", "string", False),
+        Column("plays", "long", False),
+    ),
+)
+
+TABLES: dict[str, Table] = {t.qualified_name: t for t in (PLAY_EVENTS, PLAY_EVENTS_REJECTED, TRENDING_SONGS)}
+
+
+def get_table(qualified_name: str) -> Table:
+    """Look a table up by ``layer.name``."""
+    try:
+        return TABLES[qualified_name]
+    except KeyError:
+        known = ", ".join(sorted(TABLES))
+        raise NotFoundError(f"Table {qualified_name!r} is not in the registry; known: {known}") from None

@@ -1,0 +1,105 @@
+"""The local platform against real processes: Kafka, Redis, PostgreSQL, MLflow, Spark, Flink."""
+
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from encore import services, smoke
+from encore.settings import Settings, get_settings
+from tests.conftest import platform_env
+
+pytestmark = pytest.mark.integration
+
+
+def test_status_lists_every_service_healthy(platform):
+    rows = services.status(platform)
+    assert [row.name for row in rows] == ["postgres", "redis", "kafka", "mlflow"]
+    assert all(row.healthy and row.pid for row in rows), rows
+
+
+def test_up_twice_is_harmless(platform):
+    before = {row.name: row.pid for row in services.status(platform)}
+    services.up(platform)
+    after = {row.name: row.pid for row in services.status(platform)}
+    assert before == after
+
+
+def test_play_events_topic_is_created_with_its_partitions(platform):
+    from kafka import KafkaConsumer
+
+    consumer = KafkaConsumer(bootstrap_servers=platform.kafka.servers)
+    partitions = consumer.partitions_for_topic(platform.kafka.play_events_topic)
+    consumer.close()
+    assert partitions == set(range(platform.kafka.play_events_partitions))
+
+
+def test_kafka_round_trip(platform):
+    assert "100 records" in smoke.check_kafka(platform)
+
+
+def test_redis_round_trip(platform):
+    smoke.check_redis(platform)
+
+
+def test_postgres_round_trip(platform):
+    smoke.check_postgres(platform)
+
+
+@pytest.mark.spark
+def test_spark_delta_write_read_time_travel(platform):
+    smoke.check_spark_delta(platform)
+
+
+@pytest.mark.flink
+def test_flink_sql_job_reads_kafka(platform):
+    smoke.check_flink_kafka(platform)
+
+
+def test_mlflow_registered_model_loads_in_a_fresh_process(platform):
+    smoke.check_mlflow(platform)
+    code = (
+        "import mlflow; from encore.settings import get_settings;"
+        "mlflow.set_tracking_uri(get_settings().mlflow.effective_tracking_uri);"
+        "m = mlflow.pyfunc.load_model('models:/encore-smoke-echo/latest');"
+        "print(list(m.predict([7, 8])))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            env=os.environ.copy(), check=False, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().splitlines()[-1] == "[7, 8]"
+
+
+def test_down_leaves_none_of_our_processes(tmp_path_factory, monkeypatch):
+    """A second, separate platform: up, up again, down; nothing of it may survive."""
+    home = tmp_path_factory.mktemp("encore-down")
+    home.chmod(0o755)
+    for key, value in platform_env(home).items():
+        monkeypatch.setenv(key, value)
+    get_settings.cache_clear()
+    settings = Settings()
+    try:
+        services.up(settings, ["postgres", "redis", "kafka"])
+        services.up(settings, ["postgres", "redis", "kafka"])
+        groups = services.our_processes(settings)
+        assert len(groups) == 3
+    finally:
+        services.down(settings)
+        get_settings.cache_clear()
+    time.sleep(0.5)
+    assert services.our_processes(settings) == []
+    for pgid in groups:
+        with pytest.raises(ProcessLookupError):
+            os.killpg(pgid, 0)
+    assert not any(line for line in _cmdlines() if str(home) in line)
+
+
+def _cmdlines():
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            try:
+                yield open(f"/proc/{pid}/cmdline", "rb").read().replace(b"\0", b" ").decode()
+            except OSError:
+                continue

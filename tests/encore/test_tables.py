@@ -1,0 +1,31 @@
+import pyarrow as pa
+import pytest
+
+from encore.errors import NotFoundError
+from encore.settings import Settings
+from encore.tables import PLAY_EVENTS, TABLES, get_table
+
+
+def test_paths_live_under_the_lake_root(tmp_path):
+    settings = Settings(home=tmp_path)
+    assert PLAY_EVENTS.path(settings) == f"{tmp_path}/lake/bronze/play_events"
+    s3 = Settings(home=tmp_path, lake={"root": "s3://lake/"})
+    assert PLAY_EVENTS.path(s3) == "s3://lake/bronze/play_events"
+
+
+def test_every_table_partitions_by_its_own_columns():
+    for table in TABLES.values():
+        assert set(table.partition_by) <= set(table.column_names), table.qualified_name
+        assert len(set(table.column_names)) == len(table.column_names)
+
+
+def test_arrow_schema_is_explicit():
+    schema = PLAY_EVENTS.arrow_schema()
+    assert schema.field("start_time").type == pa.timestamp("us", tz="UTC")
+    assert schema.field("event_date").type == pa.date32()
+    assert not schema.field("event_id").nullable
+
+
+def test_unknown_table_names_the_known_ones():
+    with pytest.raises(NotFoundError, match=r"bronze\.play_events"):
+        get_table("bronze.nope")
