@@ -30,7 +30,7 @@ app = typer.Typer(
 )
 console = Console(stderr=True)
 
-PART_CLIS = ("streaming_api.cli", "pipelines.cli", "models.cli")
+PART_CLIS = ("streaming_api.cli", "pipelines.simulation.cli", "pipelines.cli", "models.cli")
 
 # Steps parts add to `encore demo` (in their register()); each takes the settings and prints.
 DEMO_STEPS: list[tuple[str, Callable[[Settings], None]]] = []
