@@ -177,7 +177,7 @@ def _register_parts() -> None:
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as error:
-            if error.name == module_name:
+            if error.name and module_name.startswith(error.name):
                 continue  # that part has no commands yet
             raise
         module.register(app)
