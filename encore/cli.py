@@ -62,8 +62,10 @@ def up(
         services.up(settings, service or None, report=lambda m: console.print(f"  {m}"))
     except EncoreError as error:
         raise fail(error) from error
-    console.print(f"[green]platform up[/green] in {time.monotonic() - started:.1f} s "
-                  f"(state in {settings.home})")
+    console.print(
+        f"[green]platform up[/green] in {time.monotonic() - started:.1f} s "
+        f"(state in {settings.home})"
+    )
 
 
 @app.command()
@@ -83,8 +85,13 @@ def status() -> None:
     rows = services.status(get_settings())
     table = Table("service", "healthy", "pid", "address", "note")
     for row in rows:
-        table.add_row(row.name, "[green]yes[/green]" if row.healthy else "[red]no[/red]",
-                      str(row.pid or "-"), row.address, row.detail)
+        table.add_row(
+            row.name,
+            "[green]yes[/green]" if row.healthy else "[red]no[/red]",
+            str(row.pid or "-"),
+            row.address,
+            row.detail,
+        )
     Console().print(table)
     if not all(row.healthy for row in rows):
         raise typer.Exit(code=1)
@@ -153,7 +160,9 @@ def _run_smoke(settings: Settings) -> bool:
             failures += 1
             console.print(f"  [red]FAIL[/red] {name}: {error}")
             continue
-        console.print(f"  [green]ok[/green]   {name} ({time.monotonic() - started:.1f} s): {detail}")
+        console.print(
+            f"  [green]ok[/green]   {name} ({time.monotonic() - started:.1f} s): {detail}"
+        )
     return failures == 0
 
 

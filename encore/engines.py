@@ -30,8 +30,9 @@ def engine_jars(settings: Settings, engine: str) -> list[Path]:
     return jars
 
 
-def create_spark_session(settings: Settings, app_name: str = "encore",
-                         extra_conf: dict[str, str] | None = None) -> SparkSession:
+def create_spark_session(
+    settings: Settings, app_name: str = "encore", extra_conf: dict[str, str] | None = None
+) -> SparkSession:
     """A SparkSession with Delta Lake, on ``settings.spark.master``."""
     from pyspark.sql import SparkSession
 
@@ -41,7 +42,9 @@ def create_spark_session(settings: Settings, app_name: str = "encore",
         .master(settings.spark.master)
         .config("spark.jars", jars)
         .config("spark.sql.extensions", "io.delta.sql.DeltaSparkSessionExtension")
-        .config("spark.sql.catalog.spark_catalog", "org.apache.spark.sql.delta.catalog.DeltaCatalog")
+        .config(
+            "spark.sql.catalog.spark_catalog", "org.apache.spark.sql.delta.catalog.DeltaCatalog"
+        )
         .config("spark.driver.memory", settings.spark.driver_memory)
         .config("spark.sql.shuffle.partitions", str(settings.spark.shuffle_partitions))
         .config("spark.ui.enabled", str(settings.spark.ui_enabled).lower())
@@ -58,16 +61,20 @@ def create_spark_session(settings: Settings, app_name: str = "encore",
     return builder.getOrCreate()
 
 
-def create_table_env(settings: Settings, streaming: bool = True,
-                     extra_conf: dict[str, str] | None = None) -> TableEnvironment:
+def create_table_env(
+    settings: Settings, streaming: bool = True, extra_conf: dict[str, str] | None = None
+) -> TableEnvironment:
     """A Flink TableEnvironment with the Kafka connector, on the mini-cluster or a JobManager.
 
     Must run in the Flink environment (``settings.flink_python``).
     """
     from pyflink.table import EnvironmentSettings, TableEnvironment
 
-    env_settings = (EnvironmentSettings.in_streaming_mode() if streaming
-                    else EnvironmentSettings.in_batch_mode())
+    env_settings = (
+        EnvironmentSettings.in_streaming_mode()
+        if streaming
+        else EnvironmentSettings.in_batch_mode()
+    )
     table_env = TableEnvironment.create(env_settings)
     config = table_env.get_config()
     for key, value in flink_configuration(settings).items():

@@ -28,7 +28,9 @@ def count_topic(settings: Settings, topic: str) -> dict:
             'format' = 'json'
         )
     """)
-    with table_env.execute_sql("SELECT COUNT(*) AS c, SUM(n) AS s FROM smoke_source").collect() as rows:
+    with table_env.execute_sql(
+        "SELECT COUNT(*) AS c, SUM(n) AS s FROM smoke_source"
+    ).collect() as rows:
         last = None
         for row in rows:  # a streaming aggregate emits updates; the last one is final
             last = row

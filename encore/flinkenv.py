@@ -35,10 +35,19 @@ def flink_command(settings: Settings, module: str, *args: str) -> list[str]:
     return [str(flink_python(settings)), "-m", module, *args]
 
 
-def run_flink_module(settings: Settings, module: str, *args: str, timeout_s: float | None = None,
-                     extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+def run_flink_module(
+    settings: Settings,
+    module: str,
+    *args: str,
+    timeout_s: float | None = None,
+    extra_env: dict[str, str] | None = None,
+) -> subprocess.CompletedProcess:
     """Run ``python -m module args`` in the Flink environment and wait for it."""
     return subprocess.run(
-        flink_command(settings, module, *args), env=flink_env(settings) | (extra_env or {}),
-        capture_output=True, text=True, timeout=timeout_s, check=False,
+        flink_command(settings, module, *args),
+        env=flink_env(settings) | (extra_env or {}),
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        check=False,
     )

@@ -105,10 +105,9 @@ def recorded_pid(settings: Settings, name: str) -> int | None:
 
 def _group_alive(pgid: int) -> bool:
     """Whether any live (non-zombie) process remains in process group ``pgid``."""
-    try:  # reap the leader if it is our own child, so it does not linger as a zombie
+    # reap the leader if it is our own child, so it does not linger as a zombie
+    with contextlib.suppress(ChildProcessError):
         os.waitpid(pgid, os.WNOHANG)
-    except ChildProcessError:
-        pass
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -210,20 +209,39 @@ def _kafka_prepare(settings: Settings) -> None:
         return  # storage is formatted once; formatting again would orphan the data
     cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
     result = subprocess.run(
-        [_java(), "-cp", _kafka_classpath(settings), "kafka.tools.StorageTool", "format",
-         "-t", cluster_id, "-c", str(properties)],
-        capture_output=True, text=True, check=False,
+        [
+            _java(),
+            "-cp",
+            _kafka_classpath(settings),
+            "kafka.tools.StorageTool",
+            "format",
+            "-t",
+            cluster_id,
+            "-c",
+            str(properties),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if result.returncode != 0:
-        raise ServiceError("kafka", f"formatting storage failed: {result.stderr.strip() or result.stdout}")
+        raise ServiceError(
+            "kafka", f"formatting storage failed: {result.stderr.strip() or result.stdout}"
+        )
 
 
 def _kafka_command(settings: Settings) -> list[str]:
     return [
-        _java(), f"-Xmx{settings.kafka.heap}", f"-Xms{settings.kafka.heap}",
-        "-XX:+UseG1GC", "-Djava.awt.headless=true",
+        _java(),
+        f"-Xmx{settings.kafka.heap}",
+        f"-Xms{settings.kafka.heap}",
+        "-XX:+UseG1GC",
+        "-Djava.awt.headless=true",
         f"-Dlog4j2.configurationFile={data_dir(settings, 'kafka') / 'log4j2.yaml'}",
-        "-cp", _kafka_classpath(settings), "kafka.Kafka", str(_kafka_properties(settings)),
+        "-cp",
+        _kafka_classpath(settings),
+        "kafka.Kafka",
+        str(_kafka_properties(settings)),
     ]
 
 
@@ -235,7 +253,8 @@ def _kafka_healthy(settings: Settings) -> bool:
         return False
     try:
         admin = KafkaAdminClient(
-            bootstrap_servers=settings.kafka.servers, request_timeout_ms=3000,
+            bootstrap_servers=settings.kafka.servers,
+            request_timeout_ms=3000,
             client_id="encore-health",
         )
     except (KafkaError, OSError, ValueError):
@@ -258,14 +277,16 @@ def ensure_topics(settings: Settings) -> None:
     try:
         if settings.kafka.play_events_topic in admin.list_topics():
             return
-        try:
-            admin.create_topics([NewTopic(
-                settings.kafka.play_events_topic,
-                num_partitions=settings.kafka.play_events_partitions,
-                replication_factor=1 if not settings.kafka.bootstrap_servers else 3,
-            )])
-        except TopicAlreadyExistsError:
-            pass
+        with contextlib.suppress(TopicAlreadyExistsError):  # a concurrent `up` won the race
+            admin.create_topics(
+                [
+                    NewTopic(
+                        settings.kafka.play_events_topic,
+                        num_partitions=settings.kafka.play_events_partitions,
+                        replication_factor=settings.kafka.replication_factor,
+                    )
+                ]
+            )
     finally:
         admin.close()
 
@@ -276,11 +297,27 @@ def ensure_topics(settings: Settings) -> None:
 def _redis_command(settings: Settings) -> list[str]:
     binary = shutil.which("redis-server")
     if not binary:
-        raise ConfigurationError("redis-server not found; `make setup` installs it with apt-get "
-                                 "(Debian package redis-server)")
-    return [binary, "--port", str(settings.redis.port), "--bind", "127.0.0.1",
-            "--dir", str(data_dir(settings, "redis")), "--save", "60 1000",
-            "--appendonly", "no", "--daemonize", "no", "--protected-mode", "yes"]
+        raise ConfigurationError(
+            "redis-server not found; `make setup` installs it with apt-get "
+            "(Debian package redis-server)"
+        )
+    return [
+        binary,
+        "--port",
+        str(settings.redis.port),
+        "--bind",
+        "127.0.0.1",
+        "--dir",
+        str(data_dir(settings, "redis")),
+        "--save",
+        "60 1000",
+        "--appendonly",
+        "no",
+        "--daemonize",
+        "no",
+        "--protected-mode",
+        "yes",
+    ]
 
 
 def _redis_healthy(settings: Settings) -> bool:
@@ -296,11 +333,16 @@ def _redis_healthy(settings: Settings) -> bool:
 
 
 def _pg_binary(name: str) -> str:
-    for candidate in (shutil.which(name), *sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"))):
+    for candidate in (
+        shutil.which(name),
+        *sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}")),
+    ):
         if candidate and Path(candidate).exists():
             return str(candidate)
-    raise ConfigurationError(f"PostgreSQL's {name} not found; `make setup` installs it with "
-                             "apt-get (Debian package postgresql)")
+    raise ConfigurationError(
+        f"PostgreSQL's {name} not found; `make setup` installs it with "
+        "apt-get (Debian package postgresql)"
+    )
 
 
 def _pg_run_as() -> str | None:
@@ -322,9 +364,20 @@ def _postgres_prepare(settings: Settings) -> None:
     if (pgdata / "PG_VERSION").exists():
         return
     result = subprocess.run(
-        [_pg_binary("initdb"), "-D", str(pgdata), "-U", settings.postgres.user,
-         "--auth=trust", "--encoding=UTF8", "--no-instructions"],
-        capture_output=True, text=True, user=_pg_run_as(), check=False,
+        [
+            _pg_binary("initdb"),
+            "-D",
+            str(pgdata),
+            "-U",
+            settings.postgres.user,
+            "--auth=trust",
+            "--encoding=UTF8",
+            "--no-instructions",
+        ],
+        capture_output=True,
+        text=True,
+        user=_pg_run_as(),
+        check=False,
     )
     if result.returncode != 0:
         raise ServiceError("postgres", f"initdb failed: {result.stderr.strip()}")
@@ -332,9 +385,23 @@ def _postgres_prepare(settings: Settings) -> None:
 
 def _postgres_command(settings: Settings) -> list[str]:
     root = data_dir(settings, "postgres")
-    return [_pg_binary("postgres"), "-D", str(root / "pgdata"), "-p", str(settings.postgres.port),
-            "-k", str(root / "sockets"), "-c", "listen_addresses=localhost",
-            "-c", "max_connections=200", "-c", "shared_buffers=128MB", "-c", "fsync=on"]
+    return [
+        _pg_binary("postgres"),
+        "-D",
+        str(root / "pgdata"),
+        "-p",
+        str(settings.postgres.port),
+        "-k",
+        str(root / "sockets"),
+        "-c",
+        "listen_addresses=localhost",
+        "-c",
+        "max_connections=200",
+        "-c",
+        "shared_buffers=128MB",
+        "-c",
+        "fsync=on",
+    ]
 
 
 def _postgres_healthy(settings: Settings) -> bool:
@@ -375,12 +442,19 @@ def _mlflow_command(settings: Settings) -> list[str]:
     artifacts.mkdir(parents=True, exist_ok=True)
     backend = settings.postgres.mlflow_dsn.replace("postgresql://", "postgresql+psycopg://", 1)
     return [
-        str(Path(sys.executable).with_name("mlflow")), "server",
-        "--backend-store-uri", backend,
-        "--artifacts-destination", str(artifacts),
+        str(Path(sys.executable).with_name("mlflow")),
+        "server",
+        "--backend-store-uri",
+        backend,
+        "--artifacts-destination",
+        str(artifacts),
         "--serve-artifacts",
-        "--host", "127.0.0.1", "--port", str(settings.mlflow.port),
-        "--workers", str(settings.mlflow.workers),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(settings.mlflow.port),
+        "--workers",
+        str(settings.mlflow.workers),
     ]
 
 
@@ -388,7 +462,10 @@ def _mlflow_healthy(settings: Settings) -> bool:
     import httpx
 
     try:
-        return httpx.get(f"{settings.mlflow.effective_tracking_uri}/health", timeout=2).status_code == 200
+        return (
+            httpx.get(f"{settings.mlflow.effective_tracking_uri}/health", timeout=2).status_code
+            == 200
+        )
     except httpx.HTTPError:
         return False
 
@@ -396,14 +473,39 @@ def _mlflow_healthy(settings: Settings) -> bool:
 SERVICES: dict[str, Service] = {
     service.name: service
     for service in (
-        Service("postgres", lambda s: s.postgres.effective_dsn, _postgres_command, _postgres_healthy,
-                prepare=_postgres_prepare, after_start=_postgres_after_start, run_as=_pg_run_as),
-        Service("redis", lambda s: s.redis.effective_url, _redis_command, _redis_healthy,
-                prepare=lambda s: data_dir(s, "redis").mkdir(parents=True, exist_ok=True)),
-        Service("kafka", lambda s: s.kafka.servers, _kafka_command, _kafka_healthy,
-                prepare=_kafka_prepare, after_start=ensure_topics, start_timeout_s=120),
-        Service("mlflow", lambda s: s.mlflow.effective_tracking_uri, _mlflow_command, _mlflow_healthy,
-                needs=("postgres",), start_timeout_s=120),
+        Service(
+            "postgres",
+            lambda s: s.postgres.effective_dsn,
+            _postgres_command,
+            _postgres_healthy,
+            prepare=_postgres_prepare,
+            after_start=_postgres_after_start,
+            run_as=_pg_run_as,
+        ),
+        Service(
+            "redis",
+            lambda s: s.redis.effective_url,
+            _redis_command,
+            _redis_healthy,
+            prepare=lambda s: data_dir(s, "redis").mkdir(parents=True, exist_ok=True),
+        ),
+        Service(
+            "kafka",
+            lambda s: s.kafka.servers,
+            _kafka_command,
+            _kafka_healthy,
+            prepare=_kafka_prepare,
+            after_start=ensure_topics,
+            start_timeout_s=120,
+        ),
+        Service(
+            "mlflow",
+            lambda s: s.mlflow.effective_tracking_uri,
+            _mlflow_command,
+            _mlflow_healthy,
+            needs=("postgres",),
+            start_timeout_s=120,
+        ),
     )
 }
 
@@ -427,8 +529,11 @@ def _spawn(settings: Settings, service: Service) -> int:
     with open(log_path, "ab") as log_handle:
         process = subprocess.Popen(
             service.command(settings),
-            stdout=log_handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            cwd=settings.home, env={**os.environ, **service.env(settings)},
+            stdout=log_handle,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            cwd=settings.home,
+            env={**os.environ, **service.env(settings)},
             user=service.run_as(),
             # its own session: `down` can signal the whole group (MLflow's workers too)
             start_new_session=True,
@@ -443,15 +548,22 @@ def _wait_healthy(settings: Settings, service: Service, pid: int | None) -> None
         if service.healthy(settings):
             return
         if pid is not None and _start_ticks(pid) is None:
-            raise ServiceError(service.name, "exited during start-up",
-                               str(log_file(settings, service.name)))
+            raise ServiceError(
+                service.name, "exited during start-up", str(log_file(settings, service.name))
+            )
         time.sleep(0.5)
-    raise ServiceError(service.name, f"not healthy after {service.start_timeout_s:.0f} s",
-                       str(log_file(settings, service.name)))
+    raise ServiceError(
+        service.name,
+        f"not healthy after {service.start_timeout_s:.0f} s",
+        str(log_file(settings, service.name)),
+    )
 
 
-def up(settings: Settings, names: list[str] | None = None,
-       report: Callable[[str], None] = lambda message: None) -> None:
+def up(
+    settings: Settings,
+    names: list[str] | None = None,
+    report: Callable[[str], None] = lambda message: None,
+) -> None:
     """Start every (or the named) service not already running and wait until all are healthy.
 
     Idempotent: a healthy service we started is left alone; a service the settings point
@@ -486,8 +598,11 @@ def up(settings: Settings, names: list[str] | None = None,
         pid = recorded_pid(settings, name)
         if pid is None:
             if service.healthy(settings):
-                raise ServiceError(name, "something else already answers at "
-                                   f"{service.address(settings)}; choose another port in settings")
+                raise ServiceError(
+                    name,
+                    "something else already answers at "
+                    f"{service.address(settings)}; choose another port in settings",
+                )
             pid = _spawn(settings, service)
             report(f"started {name} (pid {pid})")
         started[name] = pid
@@ -495,8 +610,12 @@ def up(settings: Settings, names: list[str] | None = None,
         wait_ready(name)
 
 
-def down(settings: Settings, names: list[str] | None = None, timeout_s: float = 30.0,
-         report: Callable[[str], None] = lambda message: None) -> None:
+def down(
+    settings: Settings,
+    names: list[str] | None = None,
+    timeout_s: float = 30.0,
+    report: Callable[[str], None] = lambda message: None,
+) -> None:
     """Stop the services we started, dependents first; wait until their groups are gone."""
     wanted = names or list(SERVICES)
     for name in reversed([n for n in SERVICES if n in wanted]):

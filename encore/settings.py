@@ -37,6 +37,8 @@ class KafkaSettings(BaseModel):
     controller_port: int = DEFAULT_PORTS["kafka_controller"]
     play_events_topic: str = "play-events"
     play_events_partitions: int = 6
+    replication_factor: int = 1
+    """Of the topics Encore creates; raise it on a real cluster (3 is usual)."""
     heap: str = "512m"
 
     @property
@@ -174,7 +176,9 @@ class Settings(BaseSettings):
 
     @property
     def mlflow_artifacts_root(self) -> Path:
-        return Path(self.mlflow.artifacts_root) if self.mlflow.artifacts_root else self.home / "mlflow"
+        return (
+            Path(self.mlflow.artifacts_root) if self.mlflow.artifacts_root else self.home / "mlflow"
+        )
 
     @property
     def flink_python(self) -> Path:

@@ -27,9 +27,13 @@ def check_kafka(settings: Settings) -> str:
             producer.send(topic, value)
         producer.flush()
         producer.close()
-        consumer = KafkaConsumer(topic, bootstrap_servers=settings.kafka.servers,
-                                 auto_offset_reset="earliest", consumer_timeout_ms=10_000,
-                                 group_id=f"smoke-{uuid.uuid4().hex[:6]}")
+        consumer = KafkaConsumer(
+            topic,
+            bootstrap_servers=settings.kafka.servers,
+            auto_offset_reset="earliest",
+            consumer_timeout_ms=10_000,
+            group_id=f"smoke-{uuid.uuid4().hex[:6]}",
+        )
         received = [message.value for _, message in zip(range(len(sent)), consumer, strict=False)]
         consumer.close()
     finally:
@@ -96,11 +100,14 @@ def check_mlflow(settings: Settings) -> str:
     with mlflow.start_run(run_name="smoke") as run:
         mlflow.log_param("kind", "smoke")
         mlflow.log_metric("answer", 42.0)
-        info = mlflow.pyfunc.log_model(name="model", python_model=Echo(), registered_model_name=name)
+        info = mlflow.pyfunc.log_model(
+            name="model", python_model=Echo(), registered_model_name=name
+        )
     model = mlflow.pyfunc.load_model(f"models:/{name}/{info.registered_model_version}")
     if list(model.predict([1, 2, 3])) != [1, 2, 3]:
         raise EncoreError("MLflow: the registered model did not load back as it was logged")
-    return f"run {run.info.run_id[:8]} logged; model {name} v{info.registered_model_version} loaded back"
+    version = info.registered_model_version
+    return f"run {run.info.run_id[:8]} logged; model {name} v{version} loaded back"
 
 
 def check_redis(settings: Settings) -> str:

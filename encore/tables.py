@@ -143,7 +143,9 @@ TRENDING_SONGS = Table(
     ),
 )
 
-TABLES: dict[str, Table] = {t.qualified_name: t for t in (PLAY_EVENTS, PLAY_EVENTS_REJECTED, TRENDING_SONGS)}
+TABLES: dict[str, Table] = {
+    t.qualified_name: t for t in (PLAY_EVENTS, PLAY_EVENTS_REJECTED, TRENDING_SONGS)
+}
 
 
 def get_table(qualified_name: str) -> Table:
@@ -152,4 +154,6 @@ def get_table(qualified_name: str) -> Table:
         return TABLES[qualified_name]
     except KeyError:
         known = ", ".join(sorted(TABLES))
-        raise NotFoundError(f"Table {qualified_name!r} is not in the registry; known: {known}") from None
+        raise NotFoundError(
+            f"Table {qualified_name!r} is not in the registry; known: {known}"
+        ) from None

@@ -36,8 +36,11 @@ def test_times_are_normalised_to_utc():
     tz = timezone(timedelta(hours=2))
     start = datetime(2026, 11, 23, 22, 0, tzinfo=tz)
     parsed = PlayEventV1.model_validate(
-        event(start_time=start.isoformat(), end_time=(start + timedelta(seconds=30)).isoformat(),
-              ms_played=30_000)
+        event(
+            start_time=start.isoformat(),
+            end_time=(start + timedelta(seconds=30)).isoformat(),
+            ms_played=30_000,
+        )
     )
     assert parsed.start_time == datetime(2026, 11, 23, 20, 0, tzinfo=UTC)
     assert parsed.start_time.utcoffset() == timedelta(0)
@@ -67,7 +70,16 @@ def test_bad_events_are_rejected_with_a_reason(overrides, message):
 def test_json_schema_lists_every_field_and_forbids_others():
     schema = play_event_json_schema()
     assert schema["additionalProperties"] is False
-    for name in ("event_id", "user_id", "song_id", "start_time", "end_time", "ms_played",
-                 "event_type", "device_type", "country_code"):
+    for name in (
+        "event_id",
+        "user_id",
+        "song_id",
+        "start_time",
+        "end_time",
+        "ms_played",
+        "event_type",
+        "device_type",
+        "country_code",
+    ):
         assert name in schema["properties"]
     json.dumps(schema)

@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -66,8 +67,14 @@ def test_mlflow_registered_model_loads_in_a_fresh_process(platform):
         "m = mlflow.pyfunc.load_model('models:/encore-smoke-echo/latest');"
         "print(list(m.predict([7, 8])))"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            env=os.environ.copy(), check=False, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env=os.environ.copy(),
+        check=False,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip().splitlines()[-1] == "[7, 8]"
 
@@ -100,6 +107,6 @@ def _cmdlines():
     for pid in os.listdir("/proc"):
         if pid.isdigit():
             try:
-                yield open(f"/proc/{pid}/cmdline", "rb").read().replace(b"\0", b" ").decode()
+                yield Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
             except OSError:
                 continue
