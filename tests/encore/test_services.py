@@ -110,3 +110,23 @@ def _cmdlines():
                 yield Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
             except OSError:
                 continue
+
+
+def test_a_failed_start_names_the_service_and_its_log(tmp_path, monkeypatch):
+    """A port held by something that is not Redis: redis-server exits, and `up` says so."""
+    import socket
+
+    from encore.errors import ServiceError
+
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        port = squatter.getsockname()[1]
+        settings = Settings(home=tmp_path, redis={"port": port})
+        with pytest.raises(ServiceError) as error:
+            services.up(settings, ["redis"])
+    services.down(settings)
+    message = str(error.value)
+    assert message.startswith("redis:")
+    assert str(services.log_file(settings, "redis")) in message
+    assert services.our_processes(settings) == []
