@@ -110,6 +110,24 @@ class FlinkSettings(BaseModel):
     checkpoint_interval_ms: int = 2000
     venv: str = ""
     """The Flink environment's venv; empty means ``infra/envs/flink/.venv`` in the checkout."""
+    state_backend: str = "rocksdb"
+    """``rocksdb`` (incremental checkpoints: cost follows the change, not the dedup state's
+    size) or ``hashmap`` (faster per record, full snapshots; fine for small state)."""
+    dedup_ttl_s: int = 3600
+    """How long an ``event_id`` is remembered for de-duplication (producer retries, client
+    resends). A copy arriving later than this is stored twice."""
+    commit_interval_ms: int = 1000
+    """Ingestion micro-batch: one Delta commit per table per interval (freshness vs log size)."""
+    redis_interval_ms: int = 250
+    """How often real-time aggregates are flushed to Redis."""
+    trending_window_s: int = 300
+    """Tumbling event-time window of the trending-songs counts."""
+    trending_windows_kept: int = 2
+    """``trending:v1:<country>`` sums this many most recent windows (current one included)."""
+    recent_plays: int = 50
+    """Length of each ``recent:v1:<user>`` list."""
+    redis_ttl_s: int = 86400
+    """TTL of the real-time Redis keys (reset on every write)."""
 
 
 class ApiSettings(BaseModel):
@@ -120,6 +138,15 @@ class ApiSettings(BaseModel):
     jwt_secret: SecretStr = SecretStr("dev-jwt-secret-change-me-to-32-bytes!")
     jwt_ttl_seconds: int = 3600
     max_batch_events: int = 1000
+    max_body_bytes: int = 2_000_000
+    """Largest request body accepted (a full batch of v1 events is ~300 KB)."""
+    produce_timeout_ms: int = 10_000
+    """How long a request waits for Kafka to acknowledge its events before answering 503."""
+    producer_linger_ms: int = 5
+    """Kafka producer batching delay; small because every request waits for its acks."""
+    producer_batch_size: int = 256 * 1024
+    producer_compression: str = "none"
+    """Kafka producer codec: none, gzip, lz4, zstd (lz4/zstd need their Python packages)."""
 
 
 class ServingSettings(BaseModel):

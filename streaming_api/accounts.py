@@ -1,0 +1,132 @@
+"""Listener accounts in PostgreSQL: the minimum the playback-event API needs.
+
+One table, ``accounts`` (created at startup if missing): a generated ``user_id`` (what events
+and JWTs carry), a unique ``username`` and an scrypt password hash. The full accounts work
+(profiles, subscriptions) is a later issue and extends this table.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import Column, DateTime, MetaData, String, Table, create_engine, insert, select
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError, OperationalError
+
+from encore.errors import ContractError
+from encore.settings import Settings
+from streaming_api.auth import hash_password, verify_password
+from streaming_api.errors import AuthenticationError, ConflictError, UnavailableError
+
+log = logging.getLogger(__name__)
+
+metadata = MetaData()
+accounts = Table(
+    "accounts",
+    metadata,
+    Column("user_id", String(64), primary_key=True),
+    Column("username", String(64), nullable=False, unique=True),
+    Column("password_hash", String(256), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+USERNAME = re.compile(r"^[A-Za-z0-9_.\-]{3,64}$")
+MIN_PASSWORD_LENGTH = 8
+
+
+@dataclass(frozen=True)
+class Account:
+    user_id: str
+    username: str
+
+
+def sqlalchemy_url(dsn: str) -> str:
+    """``postgresql://...`` as SQLAlchemy's psycopg 3 URL."""
+    for prefix in ("postgresql://", "postgres://"):
+        if dsn.startswith(prefix):
+            return "postgresql+psycopg://" + dsn[len(prefix) :]
+    return dsn
+
+
+class AccountStore:
+    """Registers listeners and checks their passwords."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.dsn = settings.postgres.effective_dsn
+        self._engine: Engine = create_engine(
+            sqlalchemy_url(self.dsn),
+            pool_pre_ping=True,
+            connect_args={"connect_timeout": 5},
+        )
+        self._schema_ready = False
+
+    def ensure_schema(self) -> None:
+        """Create the accounts table if it does not exist (idempotent)."""
+        if self._schema_ready:
+            return
+        try:
+            metadata.create_all(self._engine)
+        except OperationalError as error:
+            raise UnavailableError(
+                f"PostgreSQL at {self.dsn} is unreachable: {error.orig}"
+            ) from error
+        self._schema_ready = True
+
+    def register(self, username: str, password: str) -> Account:
+        """Create an account.
+
+        Raises:
+            ContractError: the username or password does not meet the rules.
+            ConflictError: the username is taken.
+        """
+        if not USERNAME.match(username):
+            raise ContractError(
+                f"username {username!r} must be 3-64 letters, digits, '_', '.' or '-'"
+            )
+        if len(password) < MIN_PASSWORD_LENGTH:
+            raise ContractError(f"password must have at least {MIN_PASSWORD_LENGTH} characters")
+        self.ensure_schema()
+        account = Account(user_id=f"u-{uuid.uuid4().hex[:16]}", username=username)
+        try:
+            with self._engine.begin() as connection:
+                connection.execute(
+                    insert(accounts).values(
+                        user_id=account.user_id,
+                        username=username,
+                        password_hash=hash_password(password),
+                        created_at=datetime.now(UTC),
+                    )
+                )
+        except IntegrityError as error:
+            raise ConflictError(f"username {username!r} is already registered") from error
+        except OperationalError as error:
+            raise UnavailableError(f"PostgreSQL at {self.dsn} is unreachable") from error
+        return account
+
+    def authenticate(self, username: str, password: str) -> Account:
+        """The account whose username and password these are.
+
+        Raises:
+            AuthenticationError: unknown username or wrong password (one message for both,
+                so the API does not reveal which usernames exist).
+        """
+        self.ensure_schema()
+        try:
+            with self._engine.connect() as connection:
+                row = connection.execute(
+                    select(accounts.c.user_id, accounts.c.password_hash).where(
+                        accounts.c.username == username
+                    )
+                ).first()
+        except OperationalError as error:
+            raise UnavailableError(f"PostgreSQL at {self.dsn} is unreachable") from error
+        if row is None or not verify_password(password, row.password_hash):
+            raise AuthenticationError("unknown username or wrong password")
+        return Account(user_id=row.user_id, username=username)
+
+    def close(self) -> None:
+        self._engine.dispose()

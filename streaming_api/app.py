@@ -1,0 +1,146 @@
+"""The listener-facing API: ``create_app()`` builds it, ``encore api`` serves it.
+
+This issue brings the playback-event path (``POST /api/v1/playback-events``), minimal
+accounts and token issue, and a health check. The Kafka producer and the database engine are
+created in ``lifespan``, never at import. Every ``EncoreError`` becomes a status code in one
+handler (``STATUS_BY_ERROR``); error bodies are ``{"detail": str, "errors": [...]}``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import anyio.to_thread
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import JSONResponse
+
+from encore.errors import ContractError, EncoreError, NotFoundError
+from encore.settings import Settings, get_settings
+from streaming_api.accounts import AccountStore
+from streaming_api.errors import (
+    AuthenticationError,
+    ConflictError,
+    EventValidationError,
+    PayloadTooLargeError,
+    PermissionDeniedError,
+    UnavailableError,
+)
+from streaming_api.playback import request_body_schema
+from streaming_api.producer import EventProducer
+from streaming_api.routes import auth, health, playback_events
+
+log = logging.getLogger(__name__)
+
+# Most specific first: the first matching class decides the status.
+STATUS_BY_ERROR: list[tuple[type[EncoreError], int]] = [
+    (AuthenticationError, 401),
+    (PermissionDeniedError, 403),
+    (NotFoundError, 404),
+    (ConflictError, 409),
+    (PayloadTooLargeError, 413),
+    (ContractError, 422),
+    (UnavailableError, 503),
+    (EncoreError, 500),
+]
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    app.state.producer = EventProducer(settings)
+    app.state.accounts = AccountStore(settings)
+    # Neither Kafka nor PostgreSQL being down keeps the API from starting: requests that need
+    # them answer 503 and retry the connection.
+    for name, start in (
+        ("Kafka", app.state.producer.connect),
+        ("PostgreSQL", app.state.accounts.ensure_schema),
+    ):
+        try:
+            await anyio.to_thread.run_sync(start)
+        except UnavailableError as error:
+            log.warning("%s not ready at startup: %s", name, error)
+    try:
+        yield
+    finally:
+        await anyio.to_thread.run_sync(app.state.producer.close)
+        app.state.accounts.close()
+
+
+async def handle_encore_error(request: Request, error: EncoreError) -> JSONResponse:
+    status = next(code for cls, code in STATUS_BY_ERROR if isinstance(error, cls))
+    body: dict = {"detail": str(error)}
+    if isinstance(error, EventValidationError):
+        body["errors"] = error.items
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    if status >= 500:
+        log.warning("%s %s -> %d: %s", request.method, request.url.path, status, error)
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+async def handle_request_validation(
+    request: Request, error: RequestValidationError
+) -> JSONResponse:
+    # Same shape as our own 422s, for the routes whose bodies FastAPI validates.
+    items = [
+        {
+            "index": None,
+            "field": ".".join(str(part) for part in detail["loc"][1:]) or "(body)",
+            "reason": detail["msg"],
+            "type": detail["type"],
+        }
+        for detail in error.errors()
+    ]
+    return JSONResponse({"detail": "the request is invalid", "errors": items}, status_code=422)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The API, configured by ``settings`` (default: the process settings)."""
+    settings = settings or get_settings()
+    app = FastAPI(
+        title="Encore streaming API",
+        version="1.0.0",
+        summary="Listener-facing API of the Encore music platform.",
+        description=(
+            "Play events from listeners' apps into the platform. Authenticate with "
+            "`Authorization: Bearer <token>`: a listener token from `/api/v1/auth/token`, "
+            "or the service token of trusted clients."
+        ),
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.include_router(playback_events.router)
+    app.include_router(auth.router)
+    app.include_router(health.router)
+    app.add_exception_handler(EncoreError, handle_encore_error)
+    app.add_exception_handler(RequestValidationError, handle_request_validation)
+    app.openapi = lambda: _openapi(app, settings)  # type: ignore[method-assign]
+    return app
+
+
+def _openapi(app: FastAPI, settings: Settings) -> dict:
+    """FastAPI's schema plus the playback-event body, which the route reads raw for speed."""
+    if app.openapi_schema:
+        return app.openapi_schema
+    schema = get_openapi(
+        title=app.title,
+        version=app.version,
+        summary=app.summary,
+        description=app.description,
+        routes=app.routes,
+    )
+    body = request_body_schema(settings.api.max_batch_events)
+    schema.setdefault("components", {}).setdefault("schemas", {}).update(body["components"])
+    schema["paths"]["/api/v1/playback-events"]["post"]["requestBody"] = {
+        "required": True,
+        "description": (
+            'One play event, or `{"events": [...]}` with at most '
+            f"{settings.api.max_batch_events} events."
+        ),
+        "content": {"application/json": {"schema": body["schema"]}},
+    }
+    app.openapi_schema = schema
+    return schema

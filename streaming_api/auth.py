@@ -1,0 +1,119 @@
+"""Who may post: listeners with a JWT, and trusted services with the service token.
+
+A bearer token is either ``settings.api.service_token`` (compared in constant time), which
+may post events for any user, or a listener JWT (HS256, signed with
+``settings.api.jwt_secret``, ``sub`` = the listener's ``user_id``), which may post only that
+listener's events. Passwords are hashed with scrypt from the standard library.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+import time
+from dataclasses import dataclass
+
+import jwt
+
+from encore.settings import Settings
+from streaming_api.errors import AuthenticationError, PermissionDeniedError
+
+# scrypt cost: n=2**14, r=8 takes ~16 MiB and a few tens of ms, the interactive-login
+# setting recommended by the scrypt paper and OWASP.
+SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
+JWT_ALGORITHM = "HS256"
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The caller of a request: a trusted service, or one listener."""
+
+    kind: str  # "service" | "listener"
+    user_id: str | None = None
+
+    @property
+    def is_service(self) -> bool:
+        return self.kind == "service"
+
+    def check_may_post_for(self, user_ids: set[str]) -> None:
+        """Raises ``PermissionDeniedError`` if a listener posts for someone else."""
+        if self.is_service:
+            return
+        others = sorted(user_ids - {self.user_id})
+        if others:
+            raise PermissionDeniedError(
+                f"listener {self.user_id!r} may post only their own events; the request "
+                f"holds events of {others[:5]}{'...' if len(others) > 5 else ''}"
+            )
+
+
+def hash_password(password: str) -> str:
+    """``scrypt$n$r$p$salt$hash`` with a random 16-byte salt (base64 parts)."""
+    salt = secrets.token_bytes(16)
+    digest = hashlib.scrypt(
+        password.encode(), salt=salt, n=SCRYPT_N, r=SCRYPT_R, p=SCRYPT_P, dklen=32
+    )
+    return "$".join(
+        ["scrypt", str(SCRYPT_N), str(SCRYPT_R), str(SCRYPT_P), _b64(salt), _b64(digest)]
+    )
+
+
+def verify_password(password: str, stored: str) -> bool:
+    try:
+        scheme, n, r, p, salt, digest = stored.split("$")
+    except ValueError:
+        return False
+    if scheme != "scrypt":
+        return False
+    expected = base64.b64decode(digest)
+    actual = hashlib.scrypt(
+        password.encode(),
+        salt=base64.b64decode(salt),
+        n=int(n),
+        r=int(r),
+        p=int(p),
+        dklen=len(expected),
+    )
+    return hmac.compare_digest(actual, expected)
+
+
+def issue_token(settings: Settings, user_id: str) -> str:
+    """A listener JWT for ``user_id``, valid for ``settings.api.jwt_ttl_seconds``."""
+    now = int(time.time())
+    claims = {"sub": user_id, "iat": now, "exp": now + settings.api.jwt_ttl_seconds}
+    return jwt.encode(claims, settings.api.jwt_secret.get_secret_value(), algorithm=JWT_ALGORITHM)
+
+
+def authenticate(settings: Settings, authorization: str | None) -> Principal:
+    """The caller named by an ``Authorization: Bearer <token>`` header.
+
+    Raises:
+        AuthenticationError: the header is missing, not a bearer token, or the token is
+            neither the service token nor a valid, unexpired listener JWT.
+    """
+    if not authorization:
+        raise AuthenticationError("missing Authorization header; send 'Bearer <token>'")
+    scheme, _, token = authorization.partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        raise AuthenticationError("the Authorization header must be 'Bearer <token>'")
+    if hmac.compare_digest(token.encode(), settings.api.service_token.get_secret_value().encode()):
+        return Principal(kind="service")
+    try:
+        claims = jwt.decode(
+            token,
+            settings.api.jwt_secret.get_secret_value(),
+            algorithms=[JWT_ALGORITHM],
+            options={"require": ["sub", "exp"]},
+        )
+    except jwt.ExpiredSignatureError as error:
+        raise AuthenticationError("the token has expired; get a new one") from error
+    except jwt.InvalidTokenError as error:
+        raise AuthenticationError(f"invalid token: {error}") from error
+    return Principal(kind="listener", user_id=str(claims["sub"]))
+
+
+def _b64(raw: bytes) -> str:
+    return base64.b64encode(raw).decode()

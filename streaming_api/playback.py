@@ -1,0 +1,136 @@
+"""Playback events as the API receives them: parse, validate, encode for Kafka.
+
+The hot path of the API. A request body is parsed once by pydantic-core (Rust) and validated
+as a whole against the v1 contract (``encore.events.PlayEventV1``) before anything is sent:
+one bad item rejects the request, so a batch is all-or-nothing and a client can retry it
+as is. Encoding uses pydantic's Rust serializer, which writes the same bytes as
+``PlayEventV1.to_json_bytes()`` at a fraction of the cost (a test pins that equality).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pydantic_core
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+from encore.events import PlayEventV1
+from streaming_api.errors import EventValidationError, PayloadTooLargeError
+
+_EVENT_LIST = TypeAdapter(list[PlayEventV1])
+
+
+class PlayEventBatch(BaseModel):
+    """A batch of play events, validated together: all are accepted or none."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    events: list[PlayEventV1] = Field(min_length=1)
+
+
+class AcceptedEvents(BaseModel):
+    """Events Kafka has acknowledged; they will reach the lake."""
+
+    accepted: int
+    event_ids: list[str]
+
+
+def request_body_schema(max_events: int) -> dict[str, Any]:
+    """The OpenAPI request body: one event or a batch of at most ``max_events``."""
+    schema = TypeAdapter(PlayEventV1 | PlayEventBatch).json_schema(
+        ref_template="#/components/schemas/{model}"
+    )
+    defs = schema.pop("$defs", {})
+    defs["PlayEventBatch"]["properties"]["events"]["maxItems"] = max_events
+    return {"schema": schema, "components": defs}
+
+
+def parse_playback_events(body: bytes, max_events: int) -> list[PlayEventV1]:
+    """Validate a request body holding one v1 event or ``{"events": [...]}``.
+
+    Raises:
+        EventValidationError: the body is not JSON, or items break the contract; every bad
+            item is named by index, field and reason.
+        PayloadTooLargeError: the batch holds more than ``max_events`` events.
+    """
+    # Fast path: a well-formed batch is parsed and validated in one pass in Rust. Anything
+    # else falls through to the slower path below, which exists to name what is wrong.
+    try:
+        batch = PlayEventBatch.model_validate_json(body)
+    except ValidationError:
+        pass
+    else:
+        if len(batch.events) > max_events:
+            raise PayloadTooLargeError(_too_many(len(batch.events), max_events))
+        return batch.events
+
+    try:
+        payload = pydantic_core.from_json(body)
+    except ValueError as error:
+        raise EventValidationError(
+            "the request body is not valid JSON",
+            [{"index": None, "field": "(body)", "reason": str(error), "type": "json_invalid"}],
+        ) from error
+
+    if isinstance(payload, dict) and "events" in payload:
+        events = payload["events"]
+        extra = sorted(set(payload) - {"events"})
+        if extra:
+            raise EventValidationError(
+                f"unknown batch field(s) {extra}; a batch holds only 'events'",
+                [
+                    {"index": None, "field": name, "reason": "extra inputs are not permitted"}
+                    for name in extra
+                ],
+            )
+        if not isinstance(events, list) or not events:
+            raise EventValidationError(
+                "'events' must be a non-empty list of play events",
+                [{"index": None, "field": "events", "reason": "expected a non-empty list"}],
+            )
+        if len(events) > max_events:
+            raise PayloadTooLargeError(_too_many(len(events), max_events))
+        try:
+            return _EVENT_LIST.validate_python(events)
+        except ValidationError as error:
+            raise _named_items(error, batch_size=len(events)) from None
+
+    try:
+        return [PlayEventV1.model_validate(payload)]
+    except ValidationError as error:
+        raise _named_items(error, batch_size=None) from None
+
+
+def encode_event(event: PlayEventV1) -> bytes:
+    """The Kafka value of ``event``: identical to ``event.to_json_bytes()``, faster."""
+    return event.__pydantic_serializer__.to_json(event)
+
+
+def _too_many(count: int, max_events: int) -> str:
+    return (
+        f"a batch holds at most {max_events} events and this one has {count}; "
+        "split it into smaller batches"
+    )
+
+
+def _named_items(error: ValidationError, batch_size: int | None) -> EventValidationError:
+    items = []
+    for detail in error.errors(include_url=False, include_input=False):
+        loc = list(detail["loc"])
+        index = loc.pop(0) if batch_size is not None and loc and isinstance(loc[0], int) else None
+        items.append(
+            {
+                "index": index,
+                "field": ".".join(str(part) for part in loc) or "(event)",
+                "reason": detail["msg"],
+                "type": detail["type"],
+            }
+        )
+    if batch_size is None:
+        message = "the event is invalid; it was not accepted"
+    else:
+        bad = len({item["index"] for item in items})
+        message = (
+            f"{bad} of {batch_size} events are invalid; nothing from this request was accepted"
+        )
+    return EventValidationError(message, items)

@@ -1,0 +1,102 @@
+"""``/api/v1/auth``: minimal listener accounts and token issue."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import anyio.to_thread
+from fastapi import APIRouter, Body, Request, status
+from pydantic import BaseModel, Field, ValidationError
+
+from encore.errors import ContractError
+from streaming_api.auth import issue_token
+from streaming_api.deps import AccountsDep, SettingsDep
+
+router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
+
+
+class Credentials(BaseModel):
+    username: str = Field(min_length=3, max_length=64, examples=["ada"])
+    password: str = Field(min_length=8, max_length=256, examples=["correct horse battery"])
+
+
+class AccountOut(BaseModel):
+    user_id: str = Field(description="The id your play events carry as `user_id`.")
+    username: str
+
+
+class TokenOut(BaseModel):
+    access_token: str
+    token_type: str = "bearer"
+    expires_in: int = Field(description="Seconds until the token expires.")
+    user_id: str
+
+
+@router.post(
+    "/register",
+    status_code=status.HTTP_201_CREATED,
+    response_model=AccountOut,
+    responses={409: {"description": "The username is taken."}},
+)
+def register(credentials: Annotated[Credentials, Body()], accounts: AccountsDep) -> AccountOut:
+    """Create a listener account.
+
+    The answer holds your `user_id`: the value every play event you post must carry. Then
+    get a token from `POST /api/v1/auth/token`. A taken username answers **409**.
+    """
+    account = accounts.register(credentials.username, credentials.password)
+    return AccountOut(user_id=account.user_id, username=account.username)
+
+
+@router.post(
+    "/token",
+    response_model=TokenOut,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/x-www-form-urlencoded": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["username", "password"],
+                        "properties": {
+                            "username": {"type": "string"},
+                            "password": {"type": "string", "format": "password"},
+                            "grant_type": {"type": "string", "enum": ["password"]},
+                        },
+                    }
+                },
+                "application/json": {"schema": Credentials.model_json_schema()},
+            },
+        }
+    },
+    responses={401: {"description": "Unknown username or wrong password."}},
+)
+async def token(request: Request, accounts: AccountsDep, settings: SettingsDep) -> TokenOut:
+    """Exchange a username and password for a listener token (a JWT).
+
+    Send an OAuth2 password form (`username`, `password`) or the same fields as JSON. Use
+    the token as `Authorization: Bearer <access_token>`; it expires after `expires_in`
+    seconds.
+    """
+    if request.headers.get("content-type", "").startswith("application/json"):
+        raw = await request.body()
+        try:
+            credentials = Credentials.model_validate_json(raw)
+        except ValidationError as error:
+            raise ContractError(f"expected username and password: {error}") from None
+    else:
+        form = await request.form()
+        username, password = form.get("username"), form.get("password")
+        if not isinstance(username, str) or not isinstance(password, str):
+            raise ContractError("expected form fields 'username' and 'password'")
+        credentials = Credentials.model_construct(username=username, password=password)
+    # scrypt costs tens of milliseconds of CPU: not on the event loop
+    account = await anyio.to_thread.run_sync(
+        accounts.authenticate, credentials.username, credentials.password
+    )
+    return TokenOut(
+        access_token=issue_token(settings, account.user_id),
+        expires_in=settings.api.jwt_ttl_seconds,
+        user_id=account.user_id,
+    )
