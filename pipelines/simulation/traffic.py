@@ -330,7 +330,8 @@ def _listen(
             p_skip = min(0.95, listener.skip_propensity * (1.5 if explore else 0.85))
             if rng.random() < p_skip:
                 event_type = "skip"
-                played = min(length, 500 + int(rng.lognormvariate(math.log(6_000), 0.7)))
+                # a skip is under 30 s of listening, as streaming services count them
+                played = min(length, 29_999, 500 + int(rng.lognormvariate(math.log(6_000), 0.7)))
             elif (position == tracks - 1 and rng.random() < 0.4) or rng.random() < 0.06:
                 event_type = "play"  # stopped part-way: end of a session, or a pause
                 played = rng.randint(30_000, length - 1)
