@@ -17,7 +17,7 @@ def recommender_classes() -> dict[str, type[Recommender]]:
     """Every registered model class by name."""
     from models.als import ALSRecommender
     from models.bpr import BPRRecommender
-    from models.ease import EASERecommender
+    from models.ease import EASERecommender, TagEASERecommender
     from models.ensemble import EnsembleRecommender
     from models.item2vec import Item2VecRecommender
     from models.knn import ItemKNNRecommender, RP3BetaRecommender, TagKNNRecommender
@@ -34,6 +34,7 @@ def recommender_classes() -> dict[str, type[Recommender]]:
         Item2VecRecommender,
         RP3BetaRecommender,
         TagKNNRecommender,
+        TagEASERecommender,
         EnsembleRecommender,
     ]
     return {cls.name: cls for cls in classes}

@@ -20,6 +20,7 @@ PARAMS: dict[str, dict] = {
     "pop": {},
     "itemknn": {"k": 50},
     "ease": {"l2": 1.0},
+    "tagease": {"l2": 1.0, "tag_weight": 0.5, "min_tag_items": 1},
     "als": {"factors": 3, "regularization": 0.0, "iterations": 15, "weighting": "none",
             "num_threads": 1},
     "bpr": {"factors": 4, "learning_rate": 0.05, "regularization": 0.0, "iterations": 400,

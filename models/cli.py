@@ -1,0 +1,83 @@
+"""``encore train`` and ``encore evaluate``: thin commands over :mod:`models`.
+
+Heavy imports (implicit, lightfm, faiss, mlflow) happen inside the commands so that
+``encore --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+console = Console(stderr=True)
+
+
+def _split_names(models: str) -> list[str]:
+    return [name.strip() for name in models.split(",") if name.strip()]
+
+
+def evaluate_command(
+    dataset: str = typer.Option("synthetic", help="hetrec-lastfm-2k, synthetic or lake."),
+    models: str = typer.Option(
+        "pop,itemknn,ease,als,bpr,lightfm,item2vec,rp3beta,tagknn,tagease,ensemble",
+        help="Comma-separated model names.",
+    ),
+    seeds: str = typer.Option("0,1,2", help="Comma-separated split seeds."),
+    trials: float = typer.Option(1.0, help="Tuning budget multiplier; 0 = default params."),
+    k: int = typer.Option(10, help="Cut-off of every metric."),
+    test_fraction: float = typer.Option(0.1, help="Share of each user's items held out."),
+    cold_start: bool = typer.Option(True, help="Also run the item cold-start evaluation."),
+    out: Path = typer.Option(Path("results.json"), help="JSON output; a .md table beside it."),
+) -> None:
+    """Run the offline protocol: tune on validation, score once on test, mean over seeds."""
+    from encore.errors import EncoreError
+    from encore.settings import get_settings
+    from models import BASELINES
+    from models.datasets import load_dataset
+    from models.protocol import ProtocolConfig, markdown_table, relative_gain, run_protocol
+
+    settings = get_settings()
+    try:
+        with console.status(f"loading {dataset}"):
+            data = load_dataset(dataset, settings)
+        console.print(f"dataset: {data.describe()}")
+        config = ProtocolConfig(
+            models=_split_names(models),
+            seeds=[int(s) for s in seeds.split(",")],
+            test_fraction=test_fraction,
+            k=k,
+            trials=trials,
+            split="time" if dataset == "lake" else "holdout",
+            cold_start=cold_start,
+        )
+        with console.status("evaluating") as status:
+
+            def report(message: str) -> None:
+                status.update(message)
+                console.print(f"  {message}")
+
+            results = run_protocol(data, config, report)
+    except EncoreError as error:
+        console.print(f"[red]error:[/red] {error}")
+        raise typer.Exit(code=1) from error
+    results["goal"] = relative_gain(results, BASELINES, k)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2, default=float))
+    table = markdown_table(results, k)
+    out.with_suffix(".md").write_text(table + "\n")
+    typer.echo(table)
+    if results["goal"]:
+        goal = results["goal"]
+        typer.echo(
+            f"\nbest model {goal['best_model']} {goal['best_model_ndcg']:.4f} vs best baseline "
+            f"{goal['best_baseline']} {goal['best_baseline_ndcg']:.4f}: {goal['gain']:+.1%}"
+        )
+    console.print(f"wrote {out} and {out.with_suffix('.md')}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add the model commands to the ``encore`` app."""
+    app.command("evaluate")(evaluate_command)
