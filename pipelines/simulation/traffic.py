@@ -390,6 +390,11 @@ def build_population(config: SimulationConfig) -> tuple[Catalog, list[Listener]]
     return build_hetrec_population(config, load_hetrec_play_counts(root))
 
 
+def _tagged(stream: Iterator[tuple[int, dict]], index: int) -> Iterator[tuple[int, int, int, dict]]:
+    for seq, (finish, record) in enumerate(stream):
+        yield finish, index, seq, record
+
+
 def generate_events(config: SimulationConfig) -> Iterator[dict]:
     """Valid v1 play events of ``config``'s span, in ``end_time`` order, as JSON-ready dicts.
 
@@ -402,12 +407,7 @@ def generate_events(config: SimulationConfig) -> Iterator[dict]:
     streams = [_listen(listener, catalog, config.seed, start_ms, end_ms) for listener in listeners]
     # ties on end_ms are broken by listener index, then by order within the listener's
     # stream (a like ends with its play), so the order is deterministic
-    merged = heapq.merge(
-        *(
-            ((finish, index, seq, record) for seq, (finish, record) in enumerate(stream))
-            for index, stream in enumerate(streams)
-        )
-    )
+    merged = heapq.merge(*(_tagged(stream, index) for index, stream in enumerate(streams)))
     records = (record for *_, record in merged)
     if config.max_events is not None:
         records = itertools.islice(records, config.max_events)

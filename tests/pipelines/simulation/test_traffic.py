@@ -47,12 +47,19 @@ def test_events_follow_the_contract_exactly_and_in_time_order(hour: list[dict]) 
     assert len(hour) > 1000
     for record in hour:
         assert PlayEventV1.model_validate(record).to_record() == record
-    ends = [e["end_time"] for e in hour]
+    ends = [datetime.fromisoformat(e["end_time"]) for e in hour]
     assert ends == sorted(ends)
     start, end = HOUR.start, HOUR.start + HOUR.duration
-    assert all(start.isoformat() <= e["start_time"] for e in hour)
-    assert datetime.fromisoformat(ends[-1]) <= end
+    assert all(start <= datetime.fromisoformat(e["start_time"]) for e in hour)
+    assert ends[-1] <= end
     assert len({e["event_id"] for e in hour}) == len(hour)
+
+
+def test_ties_in_time_keep_a_deterministic_order() -> None:
+    # with 20,000 listeners, plays of different listeners end in the same millisecond
+    config = SimulationConfig(seed=11, users=20_000, duration=timedelta(hours=6), max_events=30_000)
+    first = list(generate_events(config))
+    assert len(first) == 30_000 and first == list(generate_events(config))
 
 
 def test_song_popularity_has_a_zipf_head(hour: list[dict]) -> None:
