@@ -79,7 +79,7 @@ def pid_file(settings: Settings, name: str) -> Path:
 # --------------------------------------------------------------------------- processes
 
 
-def _start_ticks(pid: int) -> int | None:
+def start_ticks(pid: int) -> int | None:
     """The process's start time in clock ticks since boot, or None if it is gone."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
@@ -100,10 +100,10 @@ def recorded_pid(settings: Settings, name: str) -> int | None:
     except (OSError, ValueError):
         return None
     pid = int(pid_text)
-    return pid if _start_ticks(pid) == int(ticks_text) else None
+    return pid if start_ticks(pid) == int(ticks_text) else None
 
 
-def _group_alive(pgid: int) -> bool:
+def group_alive(pgid: int) -> bool:
     """Whether any live (non-zombie) process remains in process group ``pgid``."""
     # reap the leader if it is our own child, so it does not linger as a zombie
     with contextlib.suppress(ChildProcessError):
@@ -538,7 +538,7 @@ def _spawn(settings: Settings, service: Service) -> int:
             # its own session: `down` can signal the whole group (MLflow's workers too)
             start_new_session=True,
         )
-    pid_path.write_text(f"{process.pid} {_start_ticks(process.pid)}\n")
+    pid_path.write_text(f"{process.pid} {start_ticks(process.pid)}\n")
     return process.pid
 
 
@@ -547,7 +547,7 @@ def _wait_healthy(settings: Settings, service: Service, pid: int | None) -> None
     while time.monotonic() < deadline:
         if service.healthy(settings):
             return
-        if pid is not None and _start_ticks(pid) is None:
+        if pid is not None and start_ticks(pid) is None:
             raise ServiceError(
                 service.name, "exited during start-up", str(log_file(settings, service.name))
             )
@@ -627,13 +627,13 @@ def down(
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pid, signal.SIGINT if name == "postgres" else signal.SIGTERM)
         deadline = time.monotonic() + timeout_s
-        while _group_alive(pid) and time.monotonic() < deadline:
+        while group_alive(pid) and time.monotonic() < deadline:
             time.sleep(0.2)
-        if _group_alive(pid):
+        if group_alive(pid):
             log.warning("%s did not stop within %.0f s; killing its process group", name, timeout_s)
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(pid, signal.SIGKILL)
-            while _group_alive(pid):
+            while group_alive(pid):
                 time.sleep(0.1)
         pid_file(settings, name).unlink(missing_ok=True)
         report(f"stopped {name}")
@@ -658,6 +658,6 @@ def our_processes(settings: Settings) -> list[int]:
             pid = int(pid_file(settings, name).read_text().split()[0])
         except (OSError, ValueError, IndexError):
             continue
-        if _group_alive(pid):
+        if group_alive(pid):
             alive.append(pid)
     return alive

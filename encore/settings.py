@@ -122,8 +122,8 @@ class FlinkSettings(BaseModel):
     """How often real-time aggregates are flushed to Redis."""
     trending_window_s: int = 300
     """Tumbling event-time window of the trending-songs counts."""
-    trending_windows_kept: int = 2
-    """``trending:v1:<country>`` sums this many most recent windows (current one included)."""
+    trending_lateness_s: int = 10
+    """Event-time watermark lag: how late a play may arrive and still count in Delta."""
     recent_plays: int = 50
     """Length of each ``recent:v1:<user>`` list."""
     redis_ttl_s: int = 86400
@@ -166,6 +166,16 @@ class DatasetSettings(BaseModel):
         return path if path.is_dir() else None
 
 
+class ModelsSettings(BaseModel):
+    registry_metric: str = "ndcg@10"
+    """The metric a challenger must beat the champion on to be promoted."""
+    faiss_exact_max_items: int = 100_000
+    """Item indexes up to this size are exact inner-product (flat); above it, HNSW."""
+    faiss_hnsw_m: int = 32
+    faiss_hnsw_ef_construction: int = 200
+    faiss_hnsw_ef_search: int = 128
+
+
 class Settings(BaseSettings):
     """Everything configurable about Encore, from one place."""
 
@@ -190,6 +200,7 @@ class Settings(BaseSettings):
     api: ApiSettings = Field(default_factory=ApiSettings)
     serving: ServingSettings = Field(default_factory=ServingSettings)
     datasets: DatasetSettings = Field(default_factory=DatasetSettings)
+    models: ModelsSettings = Field(default_factory=ModelsSettings)
 
     @model_validator(mode="after")
     def _absolute_paths(self) -> Settings:

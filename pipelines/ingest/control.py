@@ -1,0 +1,252 @@
+"""Start, stop and inspect the ingestion job (``encore ingest start | stop | status``).
+
+The job runs as ``python -m pipelines.ingest.job`` in the Flink environment, in its own
+session, recorded like the platform services: ``<pid> <start-ticks>`` in
+``$ENCORE_HOME/run/ingest.pid`` (stop signals exactly that process group), output in
+``$ENCORE_HOME/logs/ingest.log``.
+
+Resuming: ``start`` restores the newest retained checkpoint under
+``$ENCORE_HOME/flink/checkpoints`` (source offsets, dedup state, pending micro-batches). With
+no checkpoint it starts each partition after the highest offset already committed to Delta
+(bronze and rejected), or from the earliest offset on a fresh lake.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from encore import services
+from encore.errors import EncoreError
+from encore.flinkenv import flink_command, flink_env
+from encore.settings import Settings
+from encore.tables import PLAY_EVENTS, PLAY_EVENTS_REJECTED
+from pipelines.ingest.job import GROUP_ID
+
+NAME = "ingest"
+MODULE = "pipelines.ingest.job"
+CLIENT_ID = "encore-ingest-ctl"
+
+
+class IngestError(EncoreError):
+    """The ingestion job could not be started or stopped."""
+
+
+@dataclass
+class IngestStatus:
+    running: bool
+    pid: int | None
+    checkpoint: str | None
+    committed: dict[int, int] = field(default_factory=dict)
+    """Last offset per partition committed to bronze."""
+    lag: dict[int, int] = field(default_factory=dict)
+    """Records per partition on Kafka not yet in bronze or rejected."""
+    log: str = ""
+
+
+def checkpoints_dir(settings: Settings) -> Path:
+    return settings.home / "flink" / "checkpoints"
+
+
+def flink_log_dir(settings: Settings) -> Path:
+    """The mini-cluster's own logs (JobManager, TaskManager, Python workers)."""
+    return settings.home / "logs" / "flink"
+
+
+def latest_checkpoint(settings: Settings) -> Path | None:
+    """The newest complete checkpoint (a ``chk-N`` folder whose ``_metadata`` exists)."""
+    candidates = checkpoints_dir(settings).glob("*/chk-*/_metadata")
+    newest = max(candidates, key=lambda path: path.stat().st_mtime, default=None)
+    return newest.parent if newest else None
+
+
+def prune_checkpoints(settings: Settings, keep: Path | None) -> None:
+    """Delete the checkpoints of earlier runs except the job folder holding ``keep``.
+
+    The job restoring from ``keep`` makes its own checkpoints in a new folder; the next
+    ``start`` restores from those and prunes this one.
+    """
+    root = checkpoints_dir(settings)
+    if not root.is_dir():
+        return
+    for job_dir in root.iterdir():
+        if keep is None or job_dir != keep.parent:
+            shutil.rmtree(job_dir, ignore_errors=True)
+
+
+def kafka_partitions(settings: Settings) -> list[int]:
+    from kafka import KafkaConsumer
+
+    consumer = KafkaConsumer(bootstrap_servers=settings.kafka.servers, client_id=CLIENT_ID)
+    try:
+        return sorted(consumer.partitions_for_topic(settings.kafka.play_events_topic) or [])
+    finally:
+        consumer.close()
+
+
+def committed_offsets(settings: Settings, partitions: list[int]) -> dict[str, dict[int, int]]:
+    """Last committed offset per partition for bronze and rejected."""
+    from pipelines.ingest.delta_sink import committed_offsets as table_offsets
+
+    topic = settings.kafka.play_events_topic
+    return {
+        table.name: table_offsets(table, settings, topic, partitions)
+        for table in (PLAY_EVENTS, PLAY_EVENTS_REJECTED)
+    }
+
+
+def resume_offsets(settings: Settings) -> dict[int, int] | None:
+    """Where to start without a checkpoint: just after what both tables hold, per partition.
+
+    A partition the rejected table never saw starts after bronze's offset: records between
+    would be rejects only if they existed, and replaying a few is harmless (the writers
+    skip offsets they committed). Returns None on a fresh lake (earliest offsets).
+    """
+    partitions = kafka_partitions(settings)
+    committed = committed_offsets(settings, partitions)
+    offsets = {}
+    for partition in partitions:
+        known = [by_table[partition] for by_table in committed.values() if partition in by_table]
+        offsets[partition] = max(known) + 1 if known else 0
+    return offsets if any(offsets.values()) else None
+
+
+def running_pid(settings: Settings) -> int | None:
+    return services.recorded_pid(settings, NAME)
+
+
+def start(settings: Settings, foreground: bool = False, fresh: bool = False) -> int:
+    """Start the job (restoring the latest checkpoint unless ``fresh``); returns its pid.
+
+    In the foreground this blocks until the job ends and returns its exit code instead.
+    """
+    if running_pid(settings):
+        raise IngestError(f"the ingestion job already runs (pid {running_pid(settings)})")
+    checkpoint = None if fresh else latest_checkpoint(settings)
+    prune_checkpoints(settings, checkpoint)
+    args: list[str] = []
+    if checkpoint:
+        args += ["--restore", checkpoint.as_uri()]
+    else:
+        offsets = resume_offsets(settings)
+        if offsets:
+            args += ["--start-offsets", json.dumps(offsets)]
+    command = flink_command(settings, MODULE, *args)
+    log_path = services.log_file(settings, NAME)
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    pid_path = services.pid_file(settings, NAME)
+    pid_path.parent.mkdir(parents=True, exist_ok=True)
+    env = flink_env(settings) | {
+        # PyFlink logs into its package folder by default, shared by every job of the venv
+        "FLINK_LOG_DIR": str(flink_log_dir(settings)),
+    }
+    flink_log_dir(settings).mkdir(parents=True, exist_ok=True)
+    if foreground:
+        process = subprocess.Popen(command, env=env)
+        pid_path.write_text(f"{process.pid} {services.start_ticks(process.pid)}\n")
+        try:
+            return process.wait()
+        finally:
+            pid_path.unlink(missing_ok=True)
+    with open(log_path, "ab") as log_handle:
+        process = subprocess.Popen(
+            command,
+            env=env,
+            stdout=log_handle,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            cwd=settings.home,
+            # its own session: stop signals the JVM and the Python workers with it
+            start_new_session=True,
+        )
+    pid_path.write_text(f"{process.pid} {services.start_ticks(process.pid)}\n")
+    return process.pid
+
+
+def stop(settings: Settings, timeout_s: float = 30.0, kill: bool = False) -> bool:
+    """Stop the job we started (SIGTERM, then SIGKILL after ``timeout_s``; ``kill``: at once).
+
+    Returns whether a job was running. Checkpoints are retained either way.
+    """
+    pid = running_pid(settings)
+    if pid is None:
+        services.pid_file(settings, NAME).unlink(missing_ok=True)
+        return False
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGKILL if kill else signal.SIGTERM)
+    deadline = time.monotonic() + timeout_s
+    while services.group_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    if services.group_alive(pid):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGKILL)
+        while services.group_alive(pid):
+            time.sleep(0.1)
+    services.pid_file(settings, NAME).unlink(missing_ok=True)
+    return True
+
+
+def kafka_lag(settings: Settings, partitions: list[int]) -> dict[int, int]:
+    """Records per partition not yet covered by a completed checkpoint.
+
+    The job's Kafka source commits its offsets to the consumer group when a checkpoint
+    completes, and a checkpoint completes only after every batch before it was written, so
+    group offset == end offset means everything on the topic is in bronze, rejected, or was
+    a duplicate. (Delta's own offsets cannot say this: a trailing duplicate is in neither.)
+    """
+    from kafka import KafkaConsumer, TopicPartition
+
+    topic = settings.kafka.play_events_topic
+    # a consumer of the job's group that never subscribes: it reads the group's committed
+    # offsets without joining (or disturbing) the group
+    consumer = KafkaConsumer(
+        bootstrap_servers=settings.kafka.servers,
+        client_id=CLIENT_ID,
+        group_id=GROUP_ID,
+        enable_auto_commit=False,
+    )
+    try:
+        partitions_ = [TopicPartition(topic, p) for p in partitions]
+        ends = consumer.end_offsets(partitions_)
+        return {tp.partition: ends[tp] - (consumer.committed(tp) or 0) for tp in partitions_}
+    finally:
+        consumer.close()
+
+
+def status(settings: Settings) -> IngestStatus:
+    """Whether the job runs, its latest checkpoint, bronze offsets and the lag behind Kafka."""
+    pid = running_pid(settings)
+    checkpoint = latest_checkpoint(settings)
+    partitions = kafka_partitions(settings)
+    return IngestStatus(
+        running=pid is not None,
+        pid=pid,
+        checkpoint=str(checkpoint) if checkpoint else None,
+        committed=committed_offsets(settings, partitions)[PLAY_EVENTS.name],
+        lag=kafka_lag(settings, partitions),
+        log=str(services.log_file(settings, NAME)),
+    )
+
+
+def wait_until_caught_up(settings: Settings, timeout_s: float = 120.0) -> IngestStatus:
+    """Block until a checkpoint covers everything on Kafka (see :func:`kafka_lag`)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        current = status(settings)
+        if not any(current.lag.values()):
+            return current
+        if not current.running:
+            raise IngestError(f"the ingestion job is not running; see {current.log}")
+        if time.monotonic() > deadline:
+            raise IngestError(
+                f"ingestion still {sum(current.lag.values())} records behind after "
+                f"{timeout_s:.0f} s; see {current.log}"
+            )
+        time.sleep(0.5)

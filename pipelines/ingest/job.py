@@ -1,0 +1,293 @@
+"""Play-events ingestion (PyFlink): Kafka -> validate -> dedup -> Delta bronze, exactly once.
+
+Inputs: the Kafka topic ``settings.kafka.play_events_topic`` (v1 play events as JSON).
+Outputs:
+  - ``bronze.play_events``: every valid event once (dedup by ``event_id``), by event date;
+  - ``bronze.play_events_rejected``: every record that fails the v1 contract, with the reason;
+  - ``gold.trending_songs_realtime``: plays per country and song per event-time window;
+  - Redis ``trending:v1:<country>`` (plays in the current window, a sorted set) and
+    ``recent:v1:<user>`` (that user's last N plays, newest first), both with TTLs.
+Schedule: runs continuously (``encore ingest start``); restarts resume from the latest
+retained checkpoint in ``$ENCORE_HOME/flink/checkpoints``.
+
+Shape of the job (all state in Java operators, Python only where it must be)::
+
+    Kafka (raw bytes + partition/offset metadata)
+      -> Python UDF: PlayEventV1 validation               (pipelines.ingest.parse)
+      -> rejected rows ---------------------------------> 1 s micro-batch -> Delta rejected
+      -> valid rows -> ROW_NUMBER dedup on event_id (keyed state, TTL)
+           -> 1 s micro-batch (ARRAY_AGG per column)    -> Delta bronze      (delta_sink)
+           -> 250 ms micro-batch                        -> Redis              (aggregates)
+           -> event-time TUMBLE count -> 1 s micro-batch -> Delta trending   (aggregates)
+
+Why micro-batches made by Flink SQL windows: a Python function has no checkpoint hooks, so a
+Python sink that buffered rows in its own memory would lose them if the process died after a
+checkpoint but before its commit. Here the buffering happens in a processing-time window
+(Java state, part of every checkpoint) and the Python sink writes each emitted batch
+synchronously; the checkpoint barrier reaches the sink only after the batches before it were
+committed. Replays of batches committed after the last checkpoint are skipped by the
+offset-tied Delta app transactions (delta_sink) and the offset hash in Redis (aggregates).
+
+Parallelism is 1 on purpose: exactly-once at the sink relies on the rows of each Kafka
+partition arriving in offset order, and a keyed shuffle (the dedup) at a parallelism above 1
+interleaves a partition's rows from several subtasks. One Delta writer per table also avoids
+commit conflicts. Python UDF throughput bounds the job (see docs/ingestion.md).
+
+Run: ``python -m pipelines.ingest.job`` in the Flink environment (``encore ingest start``
+does that, with ``--restore`` pointing at the latest checkpoint).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Iterable
+from datetime import UTC, datetime
+
+from encore.engines import flink_configuration
+from encore.settings import Settings, get_settings
+
+log = logging.getLogger("pipelines.ingest.job")
+
+GROUP_ID = "encore-ingest"
+
+PARSED_FIELDS = (
+    ("event_id", "STRING"),
+    ("user_id", "STRING"),
+    ("song_id", "STRING"),
+    ("start_us", "BIGINT"),
+    ("end_us", "BIGINT"),
+    ("ms_played", "BIGINT"),
+    ("event_type", "STRING"),
+    ("device_type", "STRING"),
+    ("country_code", "STRING"),
+    ("schema_version", "INT"),
+    ("event_date", "DATE"),
+    ("reason", "STRING"),
+    ("raw_payload", "STRING"),
+)
+
+BRONZE_COLUMNS = [name for name, _ in PARSED_FIELDS[:11]] + ["kafka_partition", "kafka_offset"]
+REJECTED_COLUMNS = ["raw_payload", "reason", "topic", "kafka_partition", "kafka_offset"]
+REDIS_COLUMNS = [
+    "kafka_partition",
+    "kafka_offset",
+    "event_id",
+    "user_id",
+    "song_id",
+    "country_code",
+    "event_type",
+    "start_us",
+    "ms_played",
+]
+TRENDING_COLUMNS = ["window_start_us", "window_end_us", "country_code", "song_id", "plays"]
+
+
+def job_configuration(settings: Settings, restore_from: str | None) -> dict[str, str]:
+    """Flink options of this job on top of the platform's (see module docstring for why 1)."""
+    checkpoints = settings.home / "flink" / "checkpoints"
+    conf = flink_configuration(settings) | {
+        "parallelism.default": "1",
+        "pipeline.name": "encore-ingest",
+        "execution.checkpointing.dir": checkpoints.as_uri(),
+        "execution.checkpointing.storage": "filesystem",
+        # keep checkpoints when the job dies or is cancelled: `encore ingest start` resumes
+        "execution.checkpointing.externalized-checkpoint-retention": "RETAIN_ON_CANCELLATION",
+        "execution.checkpointing.num-retained": "2",
+        "execution.checkpointing.min-pause": "500 ms",
+        "state.backend.type": settings.flink.state_backend,
+        "execution.checkpointing.incremental": "true",
+        # RocksDB writes an info LOG per operator into the Flink log folder otherwise
+        "state.backend.rocksdb.log.level": "HEADER_LEVEL",
+        "table.exec.state.ttl": f"{settings.flink.dedup_ttl_s} s",
+        # the Python workers: bigger bundles amortise the JVM<->Python round trip, the time
+        # bound keeps a quiet stream flowing (freshness)
+        "python.fn-execution.bundle.size": "5000",
+        "python.fn-execution.bundle.time": "100",
+        "python.fn-execution.arrow.batch.size": "5000",
+    }
+    if restore_from:
+        conf["execution.state-recovery.path"] = restore_from
+    return conf
+
+
+def _source_ddl(settings: Settings, start_offsets: dict[int, int] | None) -> str:
+    if start_offsets:
+        specific = ";".join(f"partition:{p},offset:{o}" for p, o in sorted(start_offsets.items()))
+        startup = (
+            "'scan.startup.mode' = 'specific-offsets', "
+            f"'scan.startup.specific-offsets' = '{specific}'"
+        )
+    else:
+        startup = "'scan.startup.mode' = 'earliest-offset'"
+    return f"""
+        CREATE TEMPORARY TABLE play_events_source (
+            payload BYTES,
+            topic STRING METADATA VIRTUAL,
+            kafka_partition INT METADATA FROM 'partition' VIRTUAL,
+            kafka_offset BIGINT METADATA FROM 'offset' VIRTUAL
+        ) WITH (
+            'connector' = 'kafka',
+            'topic' = '{settings.kafka.play_events_topic}',
+            'properties.bootstrap.servers' = '{settings.kafka.servers}',
+            'properties.group.id' = '{GROUP_ID}',
+            'properties.isolation.level' = 'read_committed',
+            {startup},
+            'format' = 'raw'
+        )
+    """
+
+
+def _micro_batch_sql(view: str, columns: list[str], interval_ms: int) -> str:
+    """One row per processing-time window holding every column as an array (same order)."""
+    aggregates = ",\n".join(f"ARRAY_AGG({c}) AS {c}" for c in columns)
+    size = f"INTERVAL '{interval_ms / 1000:.3f}' SECOND"
+    return f"""
+        SELECT window_end AS batch_end, {aggregates}
+        FROM TABLE(TUMBLE(TABLE {view}, DESCRIPTOR(proctime), {size}))
+        GROUP BY window_start, window_end
+    """
+
+
+def build(settings: Settings, restore_from: str | None, start_offsets: dict[int, int] | None):
+    """Assemble the job on a fresh StreamExecutionEnvironment; returns the environment."""
+    from pyflink.common import Configuration, Types
+    from pyflink.datastream import StreamExecutionEnvironment
+    from pyflink.table import DataTypes, Schema, StreamTableEnvironment
+    from pyflink.table.udf import udf
+
+    from pipelines.ingest.sinks import BronzeSink, RedisSink, RejectedSink, TrendingSink
+
+    config = Configuration()
+    for key, value in job_configuration(settings, restore_from).items():
+        config.set_string(key, value)
+    env = StreamExecutionEnvironment.get_execution_environment(config)
+    t_env = StreamTableEnvironment.create(env)
+
+    row_type = DataTypes.ROW(
+        [DataTypes.FIELD(name, getattr(DataTypes, sql)()) for name, sql in PARSED_FIELDS]
+    )
+    t_env.create_temporary_system_function(
+        "parse_play_event", udf(_parse_udf, result_type=row_type)
+    )
+    t_env.execute_sql(_source_ddl(settings, start_offsets))
+
+    fields = ", ".join(f"r.{name} AS {name}" for name, _ in PARSED_FIELDS)
+    parsed = t_env.sql_query(f"""
+        SELECT topic, kafka_partition, kafka_offset, {fields}
+        FROM (
+            SELECT topic, kafka_partition, kafka_offset, parse_play_event(payload) AS r
+            FROM play_events_source
+        )
+    """)
+    # Through a DataStream and back: the parse runs once however many branches read it
+    # (two to_data_stream calls on one table would plan the source and UDF twice).
+    with_proctime = Schema.new_builder().column_by_expression("proctime", "PROCTIME()").build()
+    parsed_stream = t_env.to_data_stream(parsed)
+    t_env.create_temporary_view("parsed", t_env.from_data_stream(parsed_stream, with_proctime))
+
+    # ---- rejects
+    t_env.create_temporary_view(
+        "rejected", t_env.sql_query("SELECT * FROM parsed WHERE reason IS NOT NULL")
+    )
+    rejected = t_env.sql_query(
+        _micro_batch_sql("rejected", REJECTED_COLUMNS, settings.flink.commit_interval_ms)
+    )
+    t_env.to_data_stream(rejected).flat_map(RejectedSink(), output_type=Types.STRING()).name(
+        "delta: rejected"
+    ).print()
+
+    # ---- dedup: first occurrence of each event_id wins; state expires after the TTL
+    kept = ", ".join(BRONZE_COLUMNS)
+    deduped = t_env.sql_query(f"""
+        SELECT {kept} FROM (
+            SELECT *, ROW_NUMBER() OVER (PARTITION BY event_id ORDER BY proctime) AS rn
+            FROM parsed WHERE reason IS NULL
+        ) WHERE rn = 1
+    """)
+    deduped_stream = t_env.to_data_stream(deduped)
+    t_env.create_temporary_view("deduped", t_env.from_data_stream(deduped_stream, with_proctime))
+
+    bronze = t_env.sql_query(
+        _micro_batch_sql("deduped", BRONZE_COLUMNS, settings.flink.commit_interval_ms)
+    )
+    t_env.to_data_stream(bronze).flat_map(BronzeSink(), output_type=Types.STRING()).name(
+        "delta: bronze"
+    ).print()
+
+    realtime = t_env.sql_query(
+        _micro_batch_sql("deduped", REDIS_COLUMNS, settings.flink.redis_interval_ms)
+    )
+    t_env.to_data_stream(realtime).flat_map(RedisSink(), output_type=Types.STRING()).name(
+        "redis: trending, recent"
+    ).print()
+
+    # ---- trending: event-time tumbling windows, final counts once the watermark passes
+    window_s = settings.flink.trending_window_s
+    with_rowtime = (
+        Schema.new_builder()
+        .column_by_expression("rowtime", "TO_TIMESTAMP_LTZ(start_us / 1000, 3)")
+        .watermark("rowtime", f"rowtime - INTERVAL '{settings.flink.trending_lateness_s}' SECOND")
+        .build()
+    )
+    t_env.create_temporary_view(
+        "deduped_events", t_env.from_data_stream(deduped_stream, with_rowtime)
+    )
+    counts = t_env.sql_query(f"""
+        SELECT
+            UNIX_TIMESTAMP(CAST(window_start AS STRING)) * 1000000 AS window_start_us,
+            UNIX_TIMESTAMP(CAST(window_end AS STRING)) * 1000000 AS window_end_us,
+            country_code, song_id, COUNT(*) AS plays
+        FROM TABLE(TUMBLE(
+            TABLE deduped_events, DESCRIPTOR(rowtime), INTERVAL '{window_s}' SECOND(9)))
+        GROUP BY window_start, window_end, country_code, song_id
+    """)
+    t_env.create_temporary_view(
+        "trending_counts", t_env.from_data_stream(t_env.to_data_stream(counts), with_proctime)
+    )
+    trending = t_env.sql_query(
+        _micro_batch_sql("trending_counts", TRENDING_COLUMNS, settings.flink.commit_interval_ms)
+    )
+    t_env.to_data_stream(trending).flat_map(TrendingSink(), output_type=Types.STRING()).name(
+        "delta: trending"
+    ).print()
+    return env
+
+
+def _parse_udf(payload: bytes | None):
+    from pyflink.common import Row
+
+    from pipelines.ingest.parse import parse_record
+
+    return Row(*parse_record(payload))
+
+
+def main(argv: Iterable[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--restore", help="checkpoint (chk-N folder) to resume from")
+    parser.add_argument(
+        "--start-offsets",
+        help='JSON {"partition": offset} to start from when there is no checkpoint',
+    )
+    args = parser.parse_args(list(argv) if argv is not None else None)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    settings = get_settings()
+    offsets = (
+        {int(p): int(o) for p, o in json.loads(args.start_offsets).items()}
+        if args.start_offsets
+        else None
+    )
+    env = build(settings, args.restore, offsets)
+    print(
+        json.dumps({"started": datetime.now(UTC).isoformat(), "restore": args.restore}),
+        flush=True,
+    )
+    env.execute("encore-ingest")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
