@@ -32,6 +32,7 @@ config gives the same events, event ids included.
 from __future__ import annotations
 
 import bisect
+import functools
 import heapq
 import itertools
 import json
@@ -296,6 +297,7 @@ def _iso(epoch_ms: int) -> str:
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
+@functools.lru_cache(maxsize=200_000)  # seeding a Random per play was a third of the cost
 def _song_length_ms(song_id: str) -> int:
     rng = random.Random(zlib.crc32(song_id.encode()))
     return int(min(600_000, max(90_000, rng.lognormvariate(math.log(210_000), 0.3))))
