@@ -50,6 +50,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from queue import Queue
 
+import pydantic_core
+
 from encore.errors import ConfigurationError, DatasetError, EncoreError
 from encore.settings import Settings
 
@@ -731,4 +733,5 @@ def post_to_api(
 
 
 def _batch_body(records: list[dict]) -> bytes:
-    return json.dumps({"events": records}, separators=(",", ":")).encode()
+    # pydantic-core's encoder is ~3x faster than json.dumps; the API only needs valid JSON
+    return pydantic_core.to_json({"events": records})
