@@ -55,6 +55,11 @@ def checkpoints_dir(settings: Settings) -> Path:
     return settings.home / "flink" / "checkpoints"
 
 
+def commits_log(settings: Settings) -> Path:
+    """One JSON line per micro-batch the job wrote (sink, rows, offsets, times)."""
+    return settings.home / "logs" / "ingest-commits.jsonl"
+
+
 def flink_log_dir(settings: Settings) -> Path:
     """The mini-cluster's own logs (JobManager, TaskManager, Python workers)."""
     return settings.home / "logs" / "flink"

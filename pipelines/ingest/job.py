@@ -71,18 +71,23 @@ PARSED_FIELDS = (
 
 BRONZE_COLUMNS = [name for name, _ in PARSED_FIELDS[:11]] + ["kafka_partition", "kafka_offset"]
 REJECTED_COLUMNS = ["raw_payload", "reason", "topic", "kafka_partition", "kafka_offset"]
-REDIS_COLUMNS = [
-    "kafka_partition",
-    "kafka_offset",
-    "event_id",
-    "user_id",
-    "song_id",
-    "country_code",
-    "event_type",
-    "start_us",
-    "ms_played",
-]
 TRENDING_COLUMNS = ["window_start_us", "window_end_us", "country_code", "song_id", "plays"]
+KIND_COLUMNS = {
+    "bronze": BRONZE_COLUMNS,
+    "rejected": REJECTED_COLUMNS,
+    "trending": TRENDING_COLUMNS,
+}
+# every column a micro-batch may carry, with its SQL type, in the order the sink reads them
+BATCH_COLUMNS = dict(PARSED_FIELDS[:11]) | {
+    "kafka_partition": "INT",
+    "kafka_offset": "BIGINT",
+    "raw_payload": "STRING",
+    "reason": "STRING",
+    "topic": "STRING",
+    "window_start_us": "BIGINT",
+    "window_end_us": "BIGINT",
+    "plays": "BIGINT",
+}
 
 
 def job_configuration(settings: Settings, restore_from: str | None) -> dict[str, str]:
@@ -140,12 +145,19 @@ def _source_ddl(settings: Settings, start_offsets: dict[int, int] | None) -> str
     """
 
 
-def _micro_batch_sql(view: str, columns: list[str], interval_ms: int) -> str:
-    """One row per processing-time window holding every column as an array (same order)."""
-    aggregates = ",\n".join(f"ARRAY_AGG({c}) AS {c}" for c in columns)
+def _micro_batch_sql(kind: str, view: str, interval_ms: int) -> str:
+    """One row per processing-time window of ``view``: the kind, the window end, and every
+    column of BATCH_COLUMNS as an array (NULL for the columns this kind does not carry)."""
+    carried = KIND_COLUMNS[kind]
+    arrays = ",\n".join(
+        f"ARRAY_AGG({name}) AS {name}"
+        if name in carried
+        else f"CAST(NULL AS ARRAY<{sql}>) AS {name}"
+        for name, sql in BATCH_COLUMNS.items()
+    )
     size = f"INTERVAL '{interval_ms / 1000:.3f}' SECOND"
     return f"""
-        SELECT window_end AS batch_end, {aggregates}
+        SELECT CAST('{kind}' AS STRING) AS kind, window_end AS batch_end, {arrays}
         FROM TABLE(TUMBLE(TABLE {view}, DESCRIPTOR(proctime), {size}))
         GROUP BY window_start, window_end
     """
@@ -158,7 +170,7 @@ def build(settings: Settings, restore_from: str | None, start_offsets: dict[int,
     from pyflink.table import DataTypes, Schema, StreamTableEnvironment
     from pyflink.table.udf import udf
 
-    from pipelines.ingest.sinks import BronzeSink, RedisSink, RejectedSink, TrendingSink
+    from pipelines.ingest.sinks import LakeSink
 
     config = Configuration()
     for key, value in job_configuration(settings, restore_from).items():
@@ -192,12 +204,6 @@ def build(settings: Settings, restore_from: str | None, start_offsets: dict[int,
     t_env.create_temporary_view(
         "rejected", t_env.sql_query("SELECT * FROM parsed WHERE reason IS NOT NULL")
     )
-    rejected = t_env.sql_query(
-        _micro_batch_sql("rejected", REJECTED_COLUMNS, settings.flink.commit_interval_ms)
-    )
-    t_env.to_data_stream(rejected).flat_map(RejectedSink(), output_type=Types.STRING()).name(
-        "delta: rejected"
-    ).print()
 
     # ---- dedup: first occurrence of each event_id wins; state expires after the TTL
     kept = ", ".join(BRONZE_COLUMNS)
@@ -209,20 +215,6 @@ def build(settings: Settings, restore_from: str | None, start_offsets: dict[int,
     """)
     deduped_stream = t_env.to_data_stream(deduped)
     t_env.create_temporary_view("deduped", t_env.from_data_stream(deduped_stream, with_proctime))
-
-    bronze = t_env.sql_query(
-        _micro_batch_sql("deduped", BRONZE_COLUMNS, settings.flink.commit_interval_ms)
-    )
-    t_env.to_data_stream(bronze).flat_map(BronzeSink(), output_type=Types.STRING()).name(
-        "delta: bronze"
-    ).print()
-
-    realtime = t_env.sql_query(
-        _micro_batch_sql("deduped", REDIS_COLUMNS, settings.flink.redis_interval_ms)
-    )
-    t_env.to_data_stream(realtime).flat_map(RedisSink(), output_type=Types.STRING()).name(
-        "redis: trending, recent"
-    ).print()
 
     # ---- trending: event-time tumbling windows, final counts once the watermark passes
     window_s = settings.flink.trending_window_s
@@ -247,11 +239,22 @@ def build(settings: Settings, restore_from: str | None, start_offsets: dict[int,
     t_env.create_temporary_view(
         "trending_counts", t_env.from_data_stream(t_env.to_data_stream(counts), with_proctime)
     )
-    trending = t_env.sql_query(
-        _micro_batch_sql("trending_counts", TRENDING_COLUMNS, settings.flink.commit_interval_ms)
+
+    # ---- one stream of micro-batches of every kind, into one Python sink (one Python
+    # worker for all writes instead of one per sink: each worker costs memory, start-up time
+    # and a copy of every row it is sent)
+    interval = settings.flink.commit_interval_ms
+    batches = t_env.sql_query(
+        "\nUNION ALL\n".join(
+            [
+                _micro_batch_sql("bronze", "deduped", interval),
+                _micro_batch_sql("rejected", "rejected", interval),
+                _micro_batch_sql("trending", "trending_counts", interval),
+            ]
+        )
     )
-    t_env.to_data_stream(trending).flat_map(TrendingSink(), output_type=Types.STRING()).name(
-        "delta: trending"
+    t_env.to_data_stream(batches).flat_map(LakeSink(), output_type=Types.STRING()).name(
+        "sinks: Delta bronze, rejected, trending; Redis"
     ).print()
     return env
 

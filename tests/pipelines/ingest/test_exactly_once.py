@@ -64,6 +64,7 @@ def test_duplicates_and_malformed_are_handled_exactly_once(ingest_settings: Sett
     produce(ingest_settings, records)
     control.start(ingest_settings)
     assert_exact(ingest_settings, unique_ids, reasons)
+    control.stop(ingest_settings)  # free the cores for Spark
     # the same table, read back by Spark (delta-spark) in the core environment
     spark = create_spark_session(ingest_settings, "test-ingest-readback")
     try:
