@@ -117,9 +117,8 @@ class FlinkSettings(BaseModel):
     """How long an ``event_id`` is remembered for de-duplication (producer retries, client
     resends). A copy arriving later than this is stored twice."""
     commit_interval_ms: int = 1000
-    """Ingestion micro-batch: one Delta commit per table per interval (freshness vs log size)."""
-    redis_interval_ms: int = 250
-    """How often real-time aggregates are flushed to Redis."""
+    """Ingestion micro-batch: one Delta commit per table and one Redis transaction per
+    interval (freshness vs Delta log size)."""
     trending_window_s: int = 300
     """Tumbling event-time window of the trending-songs counts."""
     trending_lateness_s: int = 10
