@@ -18,7 +18,9 @@ import threading
 import time
 from collections.abc import Sequence
 
+from kafka import KafkaProducer
 from kafka.cluster import ClusterMetadata
+from kafka.errors import KafkaError
 from kafka.partitioner import DefaultPartitioner, Partitioner
 
 from encore.events import PlayEventV1
@@ -100,7 +102,7 @@ class EventProducer:
         self.settings = settings
         self.topic = settings.kafka.play_events_topic
         self._timeout_s = settings.api.produce_timeout_ms / 1000
-        self._producer = None
+        self._producer: KafkaProducer | None = None
         self._lock = threading.Lock()
 
     @property
@@ -118,9 +120,6 @@ class EventProducer:
         with self._lock:
             if self._producer is not None:
                 return
-            from kafka import KafkaProducer
-            from kafka.errors import KafkaError
-
             try:
                 self._producer = KafkaProducer(**producer_config(self.settings))
             except KafkaError as error:
@@ -140,8 +139,6 @@ class EventProducer:
                 request as is and the ingestion job drops the duplicates by ``event_id``.
         """
         self.connect()
-        from kafka.errors import KafkaError
-
         producer = self._producer
         deadline = time.monotonic() + self._timeout_s
         try:
