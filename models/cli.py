@@ -78,6 +78,77 @@ def evaluate_command(
     console.print(f"wrote {out} and {out.with_suffix('.md')}")
 
 
+def train_command(
+    model: str = typer.Argument(..., help="Model name: als, bpr, lightfm, ease, tagease..."),
+    dataset: str = typer.Option("synthetic", help="hetrec-lastfm-2k, synthetic or lake."),
+    params: str = typer.Option("{}", help="Model parameters as JSON, e.g. '{\"factors\": 64}'."),
+    trials: int = typer.Option(0, help="Optuna trials on a validation split (0: no tuning)."),
+    seed: int = typer.Option(0, help="Split seed."),
+    name: str = typer.Option("", help="Registered model name (default encore-<model>)."),
+    register: bool = typer.Option(True, help="Log to MLflow and register the model."),
+) -> None:
+    """Train, evaluate, index, log and register one model (challenger; champion if better)."""
+    from encore.errors import EncoreError
+    from encore.settings import get_settings
+    from models.training import train
+
+    settings = get_settings()
+    try:
+        with console.status(f"training {model}") as status:
+
+            def report(message: str) -> None:
+                status.update(message)
+                console.print(f"  {message}")
+
+            result = train(
+                settings,
+                model,
+                dataset,
+                params=json.loads(params),
+                trials=trials,
+                seed=seed,
+                register=register,
+                registered_name=name or None,
+                report=report,
+            )
+    except (EncoreError, json.JSONDecodeError) as error:
+        console.print(f"[red]error:[/red] {error}")
+        raise typer.Exit(code=1) from error
+    metrics = {k: round(v, 4) for k, v in result.metrics.items() if "@" in k}
+    typer.echo(
+        json.dumps(
+            {
+                "model": model,
+                "params": result.params,
+                "metrics": metrics,
+                "faiss": result.index_metrics,
+                "registered": result.registered.__dict__ if result.registered else None,
+            },
+            indent=2,
+            default=str,
+        )
+    )
+
+
+def demo_step(settings: object) -> None:
+    """Demo: train ALS on synthetic data, register it, show an artist's neighbours."""
+    from models.training import train
+
+    result = train(
+        settings,
+        "als",
+        "synthetic",
+        params={"factors": 32, "iterations": 10},  # type: ignore[arg-type]
+        report=lambda m: console.print(f"  {m}"),
+    )
+    ids, _ = result.model.similar_items(0, N=6)
+    console.print(f"  artists most similar to artist 0: {ids[1:].tolist()}")
+
+
 def register(app: typer.Typer) -> None:
-    """Add the model commands to the ``encore`` app."""
+    """Add the model commands to the ``encore`` app, and a demo step."""
+    from encore import cli
+
+    app.command("train")(train_command)
     app.command("evaluate")(evaluate_command)
+    cli.DEMO_STEPS.append(("recommenders: train ALS, register, similar artists", demo_step))

@@ -62,9 +62,7 @@ def test_ndcg_rewards_earlier_hits() -> None:
 
 def test_evaluate_filters_training_items_and_ranks_everything() -> None:
     # popularity: items 0 > 1 > 2 > 3 by listeners; user 0 already played item 0
-    train = sp.csr_matrix(
-        np.array([[1, 0, 0, 0], [1, 1, 0, 0], [1, 1, 1, 0]], dtype=np.float32)
-    )
+    train = sp.csr_matrix(np.array([[1, 0, 0, 0], [1, 1, 0, 0], [1, 1, 1, 0]], dtype=np.float32))
     test = _test_matrix({0: [1]}, (3, 4))
     model = create_recommender("pop").fit(train)
     m = evaluate(model, train, test, k=1)
