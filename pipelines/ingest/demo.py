@@ -1,0 +1,188 @@
+"""The ingestion step of ``encore demo``: a simulated hour of listening, end to end.
+
+Inputs: the running platform (``encore demo`` has brought it up). Outputs: rows in
+``bronze.play_events``, ``bronze.play_events_rejected`` and ``gold.trending_songs_realtime``,
+Redis ``trending:v1:*`` and ``recent:v1:*`` keys, and a printed summary. Schedule: once, in
+``encore demo``; about a minute or two on two cores (most of it the Flink job's start-up).
+
+It starts what it needs and stops what it started: the ingestion job (unless one already
+runs) and ``encore api`` as a subprocess. The hour is posted through the API with the service
+token, re-sent duplicates included (a flaky client); a small stream of malformed records goes
+straight to Kafka (a buggy producer bypassing the API, whose 422s would stop them) so the
+dead-letter table has something to show.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+
+from encore.errors import EncoreError
+from encore.settings import Settings, settings_env
+from encore.tables import PLAY_EVENTS, PLAY_EVENTS_REJECTED, TRENDING_SONGS
+from pipelines.ingest import control
+
+console = Console(stderr=True)
+
+DEMO_USERS = 20_000
+DUPLICATES = 0.02
+MALFORMED_DIRECT = 200
+
+
+@contextlib.contextmanager
+def running_api(settings: Settings, timeout_s: float = 60) -> Iterator[str]:
+    """``encore api`` on ``settings.api.port`` for the duration; yields its base URL."""
+    import httpx
+
+    encore = str(Path(sys.executable).parent / "encore")
+    server = subprocess.Popen(
+        [encore, "api", "--port", str(settings.api.port)],
+        env={**os.environ, **settings_env(settings)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    base = f"http://{settings.api.host}:{settings.api.port}"
+    try:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                if httpx.get(f"{base}/api/v1/health", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise EncoreError(f"encore api did not come up on {base}")
+            time.sleep(0.3)
+        yield base
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()
+
+
+def table_rows(settings: Settings, table) -> int:
+    from deltalake import DeltaTable
+
+    try:
+        return DeltaTable(table.path(settings)).to_pyarrow_dataset().count_rows()
+    except Exception:  # no table yet: nothing ingested
+        return 0
+
+
+def trending_top(
+    settings: Settings, since: datetime, until: datetime, n: int = 10
+) -> list[tuple[str, int]]:
+    """Songs by plays over the closed windows starting in [since, until)."""
+    import polars as pl
+    from deltalake import DeltaTable
+
+    try:
+        frame = pl.from_arrow(DeltaTable(TRENDING_SONGS.path(settings)).to_pyarrow_table())
+    except Exception:
+        return []
+    top = (
+        frame.filter((pl.col("window_start") >= since) & (pl.col("window_start") < until))
+        .group_by("song_id")
+        .agg(pl.col("plays").sum())
+        .sort(["plays", "song_id"], descending=[True, False])
+        .head(n)
+    )
+    return [(row["song_id"], row["plays"]) for row in top.iter_rows(named=True)]
+
+
+def run_demo_step(settings: Settings) -> None:
+    """Stream a simulated hour through the API and the pipeline; print what landed."""
+    from pipelines.simulation.traffic import (
+        FaultStats,
+        SimulationConfig,
+        generate_events,
+        inject_faults,
+        post_to_api,
+        send_to_kafka,
+    )
+
+    started = time.monotonic()
+    bronze_before = table_rows(settings, PLAY_EVENTS)
+    rejected_before = table_rows(settings, PLAY_EVENTS_REJECTED)
+    hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
+    config = SimulationConfig(seed=42, start=hour, duration=timedelta(hours=1), users=DEMO_USERS)
+    events = list(generate_events(config))
+    stats = FaultStats()
+    records = list(inject_faults(events, duplicates=DUPLICATES, seed=42, stats=stats))
+    console.print(
+        f"  simulated {hour:%Y-%m-%d %H:%M}-{hour + timedelta(hours=1):%H:%M} UTC: "
+        f"{len(events):,} plays by {DEMO_USERS:,} listeners, {stats.duplicates} re-sent"
+    )
+
+    ours = control.running_pid(settings) is None
+    if ours:
+        control.start(settings)
+        console.print("  started the ingestion job (Flink mini-cluster)")
+    try:
+        with running_api(settings) as base, Progress(console=console, transient=True) as bar:
+            task = bar.add_task("posting to the API", total=len(records))
+            sent = post_to_api(
+                base,
+                settings.api.service_token.get_secret_value(),
+                records,
+                batch_size=500,
+                concurrency=2,
+                progress=lambda n: bar.advance(task, n),
+            )
+        console.print(
+            f"  API accepted {sent.sent:,} events in {sent.elapsed_s:.1f} s "
+            f"({sent.events_per_s:,.0f}/s); {sent.failed} failed"
+        )
+        # a buggy producer writing straight to Kafka: the pipeline's dead-letter path
+        broken = [
+            record
+            for record in inject_faults(events[:MALFORMED_DIRECT], malformed=1.0, seed=7)
+            if record not in events[:MALFORMED_DIRECT]
+        ]
+        send_to_kafka(settings, broken)
+        console.print(f"  sent {len(broken)} malformed records straight to Kafka")
+        with console.status("  waiting for the pipeline to commit everything"):
+            control.wait_until_caught_up(settings, timeout_s=300)
+    finally:
+        if ours:
+            control.stop(settings)
+
+    bronze = table_rows(settings, PLAY_EVENTS)
+    rejected = table_rows(settings, PLAY_EVENTS_REJECTED)
+    counts = Table("table", "rows", "added now")
+    counts.add_row(PLAY_EVENTS.qualified_name, f"{bronze:,}", f"+{bronze - bronze_before:,}")
+    counts.add_row(
+        PLAY_EVENTS_REJECTED.qualified_name, f"{rejected:,}", f"+{rejected - rejected_before:,}"
+    )
+    Console().print(counts)
+    top = Table("#", "song", "plays", title=f"trending since {hour:%H:%M} UTC (closed windows)")
+    for rank, (song, plays) in enumerate(
+        trending_top(settings, hour, hour + timedelta(hours=1)), start=1
+    ):
+        top.add_row(str(rank), song, str(plays))
+    Console().print(top)
+    import redis
+
+    client = redis.Redis.from_url(settings.redis.effective_url, decode_responses=True)
+    live = client.zrevrange("trending:v1:US", 0, 4, withscores=True)
+    console.print(
+        "  Redis trending:v1:US (current window): "
+        + (", ".join(f"{song} ({plays:.0f})" for song, plays in live) or "-")
+    )
+    console.print(f"  ingestion step took {time.monotonic() - started:.0f} s")
