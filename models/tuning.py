@@ -48,7 +48,7 @@ SEARCH_SPACES: dict[str, Callable[[Any], dict[str, Any]]] = {
     "tagease": lambda t: {
         "l2": t.suggest_float("l2", 20.0, 1000.0, log=True),
         "tag_weight": t.suggest_float("tag_weight", 0.2, 4.0, log=True),
-        "min_tag_items": t.suggest_int("min_tag_items", 1, 5),
+        "min_tag_items": t.suggest_int("min_tag_items", 2, 6),
     },
     "rp3beta": lambda t: {
         "alpha": t.suggest_float("alpha", 0.3, 1.5),

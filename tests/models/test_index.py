@@ -33,7 +33,7 @@ def test_small_catalogue_is_exact(vectors: np.ndarray) -> None:
 
 
 def test_large_catalogue_uses_hnsw_with_high_recall(vectors: np.ndarray) -> None:
-    config = IndexConfig(exact_max_items=1_000, hnsw_m=16, ef_construction=100, ef_search=128)
+    config = IndexConfig(exact_max_items=1_000, hnsw_m=32, ef_construction=200, ef_search=128)
     index = ItemIndex.build(vectors, config)
     assert index.kind == "hnsw-ip"
     # queries like user vectors: mixtures of item vectors
