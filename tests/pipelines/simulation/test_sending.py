@@ -158,3 +158,38 @@ def test_encore_simulate_to_kafka(fresh: Settings) -> None:
     assert done.returncode == 0, done.stderr
     for label in ("duplicates re-sent", "malformed added", "sent (acknowledged)", "events/s"):
         assert label in done.stdout
+
+
+def test_post_to_api_retries_503_then_reports_failure(platform: Settings) -> None:
+    broken = platform.model_copy(
+        update={
+            "kafka": platform.kafka.model_copy(
+                update={"bootstrap_servers": f"localhost:{free_port()}"}
+            ),
+            "api": platform.api.model_copy(update={"produce_timeout_ms": 1000}),
+        }
+    )
+    port = free_port()
+    server = subprocess.Popen(
+        [ENCORE, "api", "--port", str(port)],
+        env={**os.environ, **settings_env(broken)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        base, deadline = f"http://127.0.0.1:{port}", time.monotonic() + 60
+        while True:
+            try:
+                httpx.get(f"{base}/api/v1/health", timeout=10)
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, "encore api did not answer in 60 s"
+                time.sleep(0.2)
+        events = list(generate_events(SimulationConfig(users=50, max_events=10)))
+        token = broken.api.service_token.get_secret_value()
+        report = post_to_api(base, token, events, batch_size=10, concurrency=1, max_retries=2)
+    finally:
+        server.terminate()
+        server.wait(timeout=15)
+    assert (report.sent, report.failed, report.retries, report.requests) == (0, 10, 2, 3)
+    assert "HTTP 503" in report.errors[0]
