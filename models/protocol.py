@@ -192,17 +192,31 @@ def _cpus() -> int:
 
 
 def markdown_table(results: dict[str, Any], k: int = 10) -> str:
-    """The results as a markdown table, mean ± std over seeds, best first by NDCG@k."""
+    """The results as markdown, mean ± std over seeds, best first by NDCG@k.
+
+    Cold-start rows (``*-cold``, candidates restricted to the held-out items) get their own
+    table: their numbers are not comparable with full-catalogue ranking.
+    """
     columns = ["ndcg", "precision", "recall", "map", "hit_rate", "coverage", "novelty"]
-    header = "| model | " + " | ".join(f"{c}@{k}" for c in columns) + " | fit s |"
-    lines = [header, "|" + "---|" * (len(columns) + 2)]
-    ordered = sorted(results["models"].items(), key=lambda item: -item[1].get(f"ndcg@{k}", 0.0))
-    for name, m in ordered:
-        cells = [
-            f"{m[f'{c}@{k}']:.4f} ± {m[f'{c}@{k}_std']:.4f}" if f"{c}@{k}" in m else "-"
-            for c in columns
-        ]
-        lines.append(f"| {name} | " + " | ".join(cells) + f" | {m.get('fit_seconds', 0):.1f} |")
+
+    def table(rows: list[tuple[str, dict[str, float]]]) -> list[str]:
+        header = "| model | " + " | ".join(f"{c}@{k}" for c in columns) + " | fit s |"
+        lines = [header, "|" + "---|" * (len(columns) + 2)]
+        for name, m in sorted(rows, key=lambda item: -item[1].get(f"ndcg@{k}", 0.0)):
+            cells = [
+                f"{m[f'{c}@{k}']:.4f} ± {m[f'{c}@{k}_std']:.4f}" if f"{c}@{k}" in m else "-"
+                for c in columns
+            ]
+            fit = f"{m['fit_seconds']:.1f}" if "fit_seconds" in m else "-"
+            lines.append(f"| {name} | " + " | ".join(cells) + f" | {fit} |")
+        return lines
+
+    warm = [(n, m) for n, m in results["models"].items() if not n.endswith("-cold")]
+    cold = [(n, m) for n, m in results["models"].items() if n.endswith("-cold")]
+    lines = table(warm)
+    if cold:
+        lines += ["", "Item cold start (10% of items held out entirely; ranking among them):", ""]
+        lines += table(cold)
     return "\n".join(lines)
 
 
