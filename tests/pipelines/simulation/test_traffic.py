@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import time
 from collections import Counter, defaultdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -21,6 +22,7 @@ from pipelines.simulation.traffic import (
     SimulationConfig,
     generate_events,
     inject_faults,
+    paced,
 )
 
 HOUR = SimulationConfig(seed=7, users=3000, artists=500, duration=timedelta(hours=1))
@@ -205,3 +207,12 @@ def test_config_and_duration_parsing() -> None:
     assert len(list(generate_events(SimulationConfig(users=500, max_events=50)))) == 50
     assert json.dumps(next(generate_events(SimulationConfig(users=50, duration=timedelta(days=1)))))
     assert SimulationConfig().start.tzinfo is UTC
+
+
+def test_rate_paces_records() -> None:
+    started = time.monotonic()
+    assert list(paced(range(51), rate=100)) == list(range(51))
+    assert time.monotonic() - started >= 0.49
+    started = time.monotonic()
+    assert len(list(paced(range(10_000), rate=None))) == 10_000
+    assert time.monotonic() - started < 0.5
