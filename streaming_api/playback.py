@@ -3,7 +3,11 @@
 The hot path of the API. A request body is parsed once by pydantic-core (Rust) and validated
 as a whole against the v1 contract (``encore.events.PlayEventV1``) before anything is sent:
 one bad item rejects the request, so a batch is all-or-nothing and a client can retry it
-as is. Encoding uses pydantic's Rust serializer, which writes the same bytes as
+as is. Validation is pydantic's strict JSON mode: a JSON value of the wrong type (``"180000"``
+for ``ms_played``, a number for a time) is rejected, not coerced, so a client's type errors
+surface at once; ISO-8601 strings for times and UUIDs are what the contract specifies.
+
+Encoding uses pydantic's Rust serializer, which writes the same bytes as
 ``PlayEventV1.to_json_bytes()`` at a fraction of the cost (a test pins that equality).
 """
 
@@ -56,7 +60,7 @@ def parse_playback_events(body: bytes, max_events: int) -> list[PlayEventV1]:
     # Fast path: a well-formed batch is parsed and validated in one pass in Rust. Anything
     # else falls through to the slower path below, which exists to name what is wrong.
     try:
-        batch = PlayEventBatch.model_validate_json(body)
+        batch = PlayEventBatch.model_validate_json(body, strict=True)
     except ValidationError:
         pass
     else:
@@ -91,12 +95,13 @@ def parse_playback_events(body: bytes, max_events: int) -> list[PlayEventV1]:
         if len(events) > max_events:
             raise PayloadTooLargeError(_too_many(len(events), max_events))
         try:
-            return _EVENT_LIST.validate_python(events)
+            # back to JSON so the checks are exactly the fast path's (strict JSON mode)
+            return _EVENT_LIST.validate_json(pydantic_core.to_json(events), strict=True)
         except ValidationError as error:
             raise _named_items(error, batch_size=len(events)) from None
 
     try:
-        return [PlayEventV1.model_validate(payload)]
+        return [PlayEventV1.model_validate_json(body, strict=True)]
     except ValidationError as error:
         raise _named_items(error, batch_size=None) from None
 

@@ -116,3 +116,20 @@ def test_openapi_body_documents_the_limit() -> None:
     batch = schema["components"]["PlayEventBatch"]
     assert batch["properties"]["events"]["maxItems"] == 250
     assert {"PlayEventV1", "PlayEventBatch"} <= set(schema["components"])
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"ms_played": "180000"},  # a string where the contract has an integer
+        {"ms_played": 180000.0},
+        {"start_time": 1795467600, "end_time": 1795467780},  # epoch numbers, not ISO-8601
+        {"event_type": 1},
+    ],
+)
+def test_wrong_json_types_are_rejected_not_coerced(bad: dict) -> None:
+    for payload in ({"events": [event(), event(**bad)]}, event(**bad)):
+        with pytest.raises(EventValidationError) as raised:
+            parse_playback_events(body(payload), max_events=10)
+        fields = {item["field"] for item in raised.value.items}
+        assert fields <= set(bad) and fields
