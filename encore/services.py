@@ -503,6 +503,9 @@ SERVICES: dict[str, Service] = {
             lambda s: s.mlflow.effective_tracking_uri,
             _mlflow_command,
             _mlflow_healthy,
+            # MLflow's job runner (GenAI evaluation jobs, trace roll-ups) starts seven more
+            # Python processes; Encore uses tracking and the registry only
+            env=lambda s: {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
             needs=("postgres",),
             start_timeout_s=120,
         ),
