@@ -651,10 +651,19 @@ def post_to_api(
     not at all). 503s and connection errors are retried with backoff, the same events again
     (the pipeline de-duplicates by ``event_id``). Records that are bytes (not JSON) are
     posted alone and come back 422.
+
+    Raises:
+        EncoreError: nothing answers at ``base_url``.
     """
     import httpx
 
     report = SendReport(target=f"api:{base_url}")
+    try:  # fail at once, not after every batch's retries, when nothing listens there
+        httpx.get(base_url.rstrip("/") + "/api/v1/health", timeout=timeout_s)
+    except httpx.TransportError as error:
+        raise EncoreError(
+            f"the API at {base_url} is unreachable ({error!r}); start it with `encore api`"
+        ) from error
     lock = threading.Lock()
     queue: Queue[list[dict] | bytes | None] = Queue(maxsize=concurrency * 2)
     url = base_url.rstrip("/") + "/api/v1/playback-events"

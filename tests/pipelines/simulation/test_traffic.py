@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from encore.errors import ConfigurationError, DatasetError
+from encore.errors import ConfigurationError, DatasetError, EncoreError
 from encore.events import PlayEventV1
 from pipelines.simulation.cli import parse_duration
 from pipelines.simulation.traffic import (
@@ -23,6 +23,7 @@ from pipelines.simulation.traffic import (
     generate_events,
     inject_faults,
     paced,
+    post_to_api,
 )
 
 HOUR = SimulationConfig(seed=7, users=3000, artists=500, duration=timedelta(hours=1))
@@ -216,3 +217,10 @@ def test_rate_paces_records() -> None:
     started = time.monotonic()
     assert len(list(paced(range(10_000), rate=None))) == 10_000
     assert time.monotonic() - started < 0.5
+
+
+def test_post_to_api_fails_fast_when_nothing_listens() -> None:
+    from tests.conftest import free_port
+
+    with pytest.raises(EncoreError, match="unreachable"):
+        post_to_api(f"http://127.0.0.1:{free_port()}", "token", [{"x": 1}])
