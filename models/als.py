@@ -29,10 +29,10 @@ class ALSRecommender(Recommender):
     def __init__(
         self,
         factors: int = 64,
-        regularization: float = 0.05,
-        alpha: float = 1.0,
+        regularization: float = 1.0,
+        alpha: float = 2.0,
         iterations: int = 15,
-        weighting: str = "bm25",
+        weighting: str = "log",
         K1: float = 100.0,
         B: float = 0.8,
         seed: int = 0,

@@ -30,16 +30,25 @@ def evaluate_command(
     k: int = typer.Option(10, help="Cut-off of every metric."),
     test_fraction: float = typer.Option(0.1, help="Share of each user's items held out."),
     cold_start: bool = typer.Option(True, help="Also run the item cold-start evaluation."),
+    model_trials: str = typer.Option(
+        "", help="Absolute Optuna trials for some models, e.g. 'lightfm=1,item2vec=3'."
+    ),
+    merge: str = typer.Option(
+        "", help="Instead of running: merge these comma-separated result files (other seeds)."
+    ),
     out: Path = typer.Option(Path("results.json"), help="JSON output; a .md table beside it."),
 ) -> None:
     """Run the offline protocol: tune on validation, score once on test, mean over seeds."""
     from encore.errors import EncoreError
     from encore.settings import get_settings
-    from models import BASELINES
     from models.datasets import load_dataset
-    from models.protocol import ProtocolConfig, markdown_table, relative_gain, run_protocol
+    from models.protocol import ProtocolConfig, merge_results, run_protocol
 
     settings = get_settings()
+    if merge:
+        results = merge_results([json.loads(Path(p).read_text()) for p in merge.split(",")])
+        _write(results, out, k)
+        return
     try:
         with console.status(f"loading {dataset}"):
             data = load_dataset(dataset, settings)
@@ -52,6 +61,9 @@ def evaluate_command(
             trials=trials,
             split="time" if dataset == "lake" else "holdout",
             cold_start=cold_start,
+            model_trials={
+                n.strip(): int(v) for n, v in (p.split("=") for p in model_trials.split(",") if p)
+            },
         )
         with console.status("evaluating") as status:
 
@@ -63,6 +75,14 @@ def evaluate_command(
     except EncoreError as error:
         console.print(f"[red]error:[/red] {error}")
         raise typer.Exit(code=1) from error
+    _write(results, out, k)
+
+
+def _write(results: dict, out: Path, k: int) -> None:
+    """Write the JSON and the markdown table, print the table and the quality goal."""
+    from models import BASELINES
+    from models.protocol import markdown_table, relative_gain
+
     results["goal"] = relative_gain(results, BASELINES, k)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2, default=float))

@@ -55,6 +55,8 @@ class ProtocolConfig:
     """``holdout`` (per-user random) or ``time`` (needs events)."""
     cold_start: bool = False
     """Also evaluate item cold start (10% of items held out entirely) for feature models."""
+    model_trials: dict[str, int] = field(default_factory=dict)
+    """Absolute trial counts overriding ``DEFAULT_TRIALS * trials`` for some models."""
 
 
 def _summarise(per_seed: list[dict[str, float]]) -> dict[str, float]:
@@ -100,7 +102,9 @@ def run_protocol(
             validation: Any = validation,
         ) -> dict[str, Any]:
             if name not in tuned:
-                trials = round(DEFAULT_TRIALS.get(name, 0) * config.trials)
+                trials = config.model_trials.get(
+                    name, round(DEFAULT_TRIALS.get(name, 0) * config.trials)
+                )
                 started = time.perf_counter()
                 tuned[name], value = tune_model(
                     name, fit_part, validation, features, trials=trials, seed=seed, k=k
@@ -160,7 +164,28 @@ def run_protocol(
             "machine": {"python": platform.python_version(), "cpus": _cpus()},
         },
         "models": {name: _summarise(rows) for name, rows in runs.items() if rows},
+        "per_seed": runs,
         "params": chosen,
+    }
+
+
+def merge_results(documents: list[dict[str, Any]]) -> dict[str, Any]:
+    """One document from runs of the same protocol on different seeds (run in parallel)."""
+    first = documents[0]
+    runs: dict[str, list[dict[str, float]]] = {}
+    params: dict[str, list[Any]] = {}
+    for document in documents:
+        for name, rows in document["per_seed"].items():
+            runs.setdefault(name, []).extend(rows)
+            params.setdefault(name, []).extend(document["params"].get(name, []))
+    protocol = dict(first["protocol"])
+    protocol["seeds"] = [s for d in documents for s in d["protocol"]["seeds"]]
+    protocol["evaluation_data"] = [e for d in documents for e in d["protocol"]["evaluation_data"]]
+    return {
+        "protocol": protocol,
+        "models": {name: _summarise(rows) for name, rows in runs.items() if rows},
+        "per_seed": runs,
+        "params": params,
     }
 
 

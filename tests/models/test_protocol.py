@@ -111,3 +111,17 @@ def test_train_command_without_registry() -> None:
     )
     assert result.exit_code == 0, result.output
     assert '"ndcg@10"' in result.output
+
+
+def test_merging_single_seed_runs_equals_one_multi_seed_run(data) -> None:
+    from models.protocol import merge_results
+
+    def run(seeds: list[int]) -> dict:
+        return run_protocol(data, ProtocolConfig(models=["pop", "ease"], seeds=seeds, trials=0))
+
+    merged = merge_results([run([0]), run([1])])
+    together = run([0, 1])
+    assert merged["protocol"]["seeds"] == [0, 1]
+    for name in ("pop", "ease"):
+        for key in ("ndcg@10", "ndcg@10_std", "recall@10"):
+            assert merged["models"][name][key] == pytest.approx(together["models"][name][key])
