@@ -91,6 +91,21 @@ SEARCH_SPACES: dict[str, Callable[[Any], dict[str, Any]]] = {
 }
 
 
+def model_defaults(name: str) -> dict[str, Any]:
+    """The constructor defaults of a registered model (scalars only)."""
+    import inspect
+
+    from models import recommender_classes
+
+    signature = inspect.signature(recommender_classes()[name].__init__)
+    return {
+        key: p.default
+        for key, p in signature.parameters.items()
+        if p.default is not inspect.Parameter.empty
+        and isinstance(p.default, int | float | str | bool)
+    }
+
+
 def tune_model(
     name: str,
     fit_part: sp.csr_matrix,
@@ -118,6 +133,8 @@ def tune_model(
         return evaluate(model, fit_part, validation, k)[f"ndcg@{k}"]
 
     study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed))
+    # the model's defaults are always the first trial: tuning can only improve on them
+    study.enqueue_trial(model_defaults(name), skip_if_exists=True)
     study.optimize(objective, n_trials=trials)
     log.info("tuned %s: ndcg@%d=%.4f %s", name, k, study.best_value, study.best_params)
     return {**study.best_params, **fixed}, float(study.best_value)
