@@ -2,10 +2,11 @@
 
 1M item vectors (64-d, clustered like ALS item factors, norms varying), 2,000 queries
 (mixtures of item vectors, like user vectors). The exact baseline is FAISS's flat inner
-product, batched, measured in the same run. HNSW is Encore's ``ItemIndex`` (the MIPS->L2
-reduction) at several ``efSearch`` values.
+product, batched, measured in the same run. The approximate index is Encore's ``ItemIndex``:
+HNSW on inner product at several ``efSearch`` values, or IVF at several ``nprobe`` values.
 
-    .venv/bin/python benchmarks/bench_faiss.py [--items 1000000] [--ef 32,64,128,256]
+    .venv/bin/python benchmarks/bench_faiss.py --kind ivf [--items 1000000] [--probes 8,16,32,64]
+    .venv/bin/python benchmarks/bench_faiss.py --kind hnsw [--items 1000000] [--ef 32,64,128]
 """
 
 from __future__ import annotations
@@ -29,6 +30,9 @@ def main() -> None:
     parser.add_argument("--m", type=int, default=16)
     parser.add_argument("--ef-construction", type=int, default=100)
     parser.add_argument("--ef", default="32,64,128,256")
+    parser.add_argument("--kind", choices=["hnsw", "ivf"], default="ivf")
+    parser.add_argument("--probes", default="16,32,64,128")
+    parser.add_argument("--nlist", type=int, default=0)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     rng = np.random.default_rng(0)
@@ -43,13 +47,22 @@ def main() -> None:
     exact_qps = args.queries / median([run[2] for run in exact_runs])
 
     started = time.perf_counter()
-    index = ItemIndex.build(
-        vectors, IndexConfig(exact_max_items=0, hnsw_m=args.m, ef_construction=args.ef_construction)
+    config = IndexConfig(
+        exact_max_items=0,
+        hnsw_m=args.m,
+        ef_construction=args.ef_construction,
+        approximate=args.kind,
+        ivf_nlist=args.nlist,
     )
+    index = ItemIndex.build(vectors, config)
     build_seconds = time.perf_counter() - started
+    knob = "ef_search" if args.kind == "hnsw" else "nprobe"
     rows = []
-    for ef in (int(e) for e in args.ef.split(",")):
-        index.index.hnsw.efSearch = ef
+    for value in (int(v) for v in (args.ef if args.kind == "hnsw" else args.probes).split(",")):
+        if args.kind == "hnsw":
+            index.index.hnsw.efSearch = value
+        else:
+            index.index.nprobe = value
         index.search(queries[:10], 10)
         seconds = []
         for _ in range(args.repeats):
@@ -59,39 +72,45 @@ def main() -> None:
         qps = args.queries / median(seconds)
         rows.append(
             {
-                "ef_search": ef,
+                knob: value,
                 "recall@10": recall_at_k(ids, exact_ids),
                 "qps": qps,
                 "speedup": qps / exact_qps,
             }
         )
+    shape = (
+        f"HNSW M={args.m}, efConstruction={args.ef_construction}"
+        if args.kind == "hnsw"
+        else f"IVF nlist={index.index.nlist}"
+    )
     table = Table(
         title=f"{args.items:,} items x {args.dim}-d, {args.queries} queries; "
-        f"HNSW M={args.m}, efConstruction={args.ef_construction} "
-        f"(build {build_seconds:.0f} s)"
+        f"{shape} (build {build_seconds:.0f} s)"
     )
     for column in ("index", "recall@10", "queries/s", "x exact"):
         table.add_column(column)
     table.add_row("exact (flat IP)", "1.000", f"{exact_qps:,.0f}", "1.0")
     for row in rows:
         table.add_row(
-            f"HNSW efSearch={row['ef_search']}",
+            f"{args.kind} {knob}={row[knob]}",
             f"{row['recall@10']:.3f}",
             f"{row['qps']:,.0f}",
             f"{row['speedup']:.1f}",
         )
     Console().print(table)
     path = save(
-        "faiss",
+        f"faiss_{args.kind}",
         {
+            "kind": args.kind,
             "items": args.items,
             "dim": args.dim,
             "queries": args.queries,
             "m": args.m,
             "ef_construction": args.ef_construction,
+            "nlist": config.ivf_nlist,
             "build_seconds": build_seconds,
             "exact_qps": exact_qps,
-            "hnsw": rows,
+            "rows": rows,
         },
     )
     Console().print(f"saved {path}")

@@ -40,6 +40,11 @@ class IndexConfig:
     ef_search: int = 128
     normalize: bool = False
     """Unit-normalise vectors first, so inner product is cosine (for similar-item search)."""
+    approximate: str = "hnsw"
+    """Above the exact threshold: ``hnsw`` (no training) or ``ivf`` (k-means cells, fast build)."""
+    ivf_nlist: int = 0
+    """IVF cells; 0 means ``4 * sqrt(items)``."""
+    ivf_nprobe: int = 32
 
     @classmethod
     def from_settings(cls, settings: Settings, **overrides: object) -> IndexConfig:
@@ -79,11 +84,28 @@ class ItemIndex:
             index = faiss.IndexFlatIP(dim)
             index.add(vectors)
             return cls(index, "flat-ip", config)
+        if config.approximate == "ivf":
+            return cls._build_ivf(vectors, config)
         index = faiss.IndexHNSWFlat(dim, config.hnsw_m, faiss.METRIC_INNER_PRODUCT)
         index.hnsw.efConstruction = config.ef_construction
         index.hnsw.efSearch = config.ef_search
         index.add(vectors)
         return cls(index, "hnsw-ip", config)
+
+    @classmethod
+    def _build_ivf(cls, vectors: np.ndarray, config: IndexConfig) -> ItemIndex:
+        import faiss
+
+        n, dim = vectors.shape
+        nlist = config.ivf_nlist or max(1, int(4 * np.sqrt(n)))
+        quantizer = faiss.IndexFlatIP(dim)
+        index = faiss.IndexIVFFlat(quantizer, dim, nlist, faiss.METRIC_INNER_PRODUCT)
+        # k-means on a sample: 50 points per cell is plenty and keeps the build to seconds
+        sample = np.random.default_rng(0).choice(n, min(n, 50 * nlist), replace=False)
+        index.train(vectors[np.sort(sample)])
+        index.add(vectors)
+        index.nprobe = config.ivf_nprobe
+        return cls(index, "ivf-ip", config)
 
     def search(self, queries: np.ndarray, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
         """Top-``k`` items by inner product for each query vector: ``(scores, ids)``."""
@@ -116,6 +138,8 @@ class ItemIndex:
         index = faiss.read_index(str(folder / "items.faiss"))
         if meta["kind"].startswith("hnsw"):
             index.hnsw.efSearch = meta["config"]["ef_search"]
+        elif meta["kind"].startswith("ivf"):
+            index.nprobe = meta["config"]["ivf_nprobe"]
         return cls(index, meta["kind"], IndexConfig(**meta["config"]))
 
 

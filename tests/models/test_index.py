@@ -92,3 +92,14 @@ def test_wider_search_finds_more(vectors: np.ndarray) -> None:
     narrow.index.hnsw.efSearch = 400
     recall_wide = measure(narrow, vectors, queries, 10)["recall@10"]
     assert recall_wide > recall_narrow
+
+
+def test_ivf_option_has_high_recall_and_round_trips(vectors: np.ndarray, tmp_path) -> None:
+    config = IndexConfig(exact_max_items=1_000, approximate="ivf", ivf_nlist=64, ivf_nprobe=16)
+    index = ItemIndex.build(vectors, config)
+    assert index.kind == "ivf-ip"
+    rng = np.random.default_rng(3)
+    queries = (vectors[rng.integers(0, 5000, (200, 3))].mean(axis=1)).astype(np.float32)
+    assert measure(index, vectors, queries, 10)["recall@10"] >= 0.9
+    loaded = ItemIndex.load(index.save(tmp_path / "ivf"))
+    assert loaded.kind == "ivf-ip" and loaded.index.nprobe == 16
