@@ -13,12 +13,15 @@ retained checkpoint in ``$ENCORE_HOME/flink/checkpoints``.
 Shape of the job (all state in Java operators, Python only where it must be)::
 
     Kafka (raw bytes + partition/offset metadata)
-      -> Python UDF: PlayEventV1 validation               (pipelines.ingest.parse)
-      -> rejected rows ---------------------------------> 1 s micro-batch -> Delta rejected
-      -> valid rows -> ROW_NUMBER dedup on event_id (keyed state, TTL)
-           -> 1 s micro-batch (ARRAY_AGG per column)    -> Delta bronze      (delta_sink)
-           -> 250 ms micro-batch                        -> Redis              (aggregates)
-           -> event-time TUMBLE count -> 1 s micro-batch -> Delta trending   (aggregates)
+      -> Python UDF: PlayEventV1 validation                (pipelines.ingest.parse)
+      -> rejected rows ---------------------------> micro-batch "rejected" --+
+      -> valid rows -> ROW_NUMBER dedup on event_id (keyed state, TTL)        |
+           -> micro-batch "bronze" (ARRAY_AGG per column) --------------------+-> UNION ALL
+           -> event-time TUMBLE count -> micro-batch "trending" --------------+      |
+                                                                                     v
+    one Python sink (pipelines.ingest.sinks): bronze -> Redis then Delta (delta_sink,
+    aggregates); rejected -> Delta; trending -> Delta MERGE. A micro-batch is one
+    ``commit_interval_ms`` processing-time window.
 
 Why micro-batches made by Flink SQL windows: a Python function has no checkpoint hooks, so a
 Python sink that buffered rows in its own memory would lose them if the process died after a
@@ -31,7 +34,7 @@ offset-tied Delta app transactions (delta_sink) and the offset hash in Redis (ag
 Parallelism is 1 on purpose: exactly-once at the sink relies on the rows of each Kafka
 partition arriving in offset order, and a keyed shuffle (the dedup) at a parallelism above 1
 interleaves a partition's rows from several subtasks. One Delta writer per table also avoids
-commit conflicts. Python UDF throughput bounds the job (see docs/ingestion.md).
+commit conflicts. CPU per event bounds the job (see docs/ingestion.md).
 
 Run: ``python -m pipelines.ingest.job`` in the Flink environment (``encore ingest start``
 does that, with ``--restore`` pointing at the latest checkpoint).
