@@ -24,6 +24,7 @@ PARAMS: dict[str, dict] = {
     "als": {
         "factors": 3,
         "regularization": 0.0,
+        "alpha": 1.0,
         "iterations": 15,
         "weighting": "none",
         "num_threads": 1,
