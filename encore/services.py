@@ -207,7 +207,9 @@ def _kafka_prepare(settings: Settings) -> None:
     _kafka_log4j(settings)
     if (data_dir(settings, "kafka") / "logs" / "meta.properties").exists():
         return  # storage is formatted once; formatting again would orphan the data
-    cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    cluster_id = "-"
+    while cluster_id.startswith("-"):  # the storage tool would read a leading "-" as an option
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
     result = subprocess.run(
         [
             _java(),
