@@ -9,7 +9,9 @@ in subprocesses) through ``ENCORE_*`` environment variables, exactly as in produ
 from __future__ import annotations
 
 import os
+import shutil
 import socket
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -43,15 +45,23 @@ def platform_env(home: Path) -> dict[str, str]:
     }
 
 
-@pytest.fixture(scope="session")
-def platform_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    home = tmp_path_factory.mktemp("encore-home")
-    # PostgreSQL runs as the `postgres` user when we are root: it must reach its data dir
-    for parent in [home, *home.parents]:
-        if str(parent) in ("/", "/tmp"):
-            break
-        parent.chmod(parent.stat().st_mode | 0o711)
+def make_platform_home(prefix: str = "encore-test-") -> Path:
+    """A fresh ENCORE_HOME outside pytest's private temp root.
+
+    PostgreSQL runs as the `postgres` user when we are root, so it must reach its data dir;
+    pytest keeps `/tmp/pytest-of-<user>` at mode 0700 and resets it whenever another pytest
+    starts, which would pull the ground from under a running server.
+    """
+    home = Path(tempfile.mkdtemp(prefix=prefix))
+    home.chmod(0o755)
     return home
+
+
+@pytest.fixture(scope="session")
+def platform_home() -> Iterator[Path]:
+    home = make_platform_home()
+    yield home
+    shutil.rmtree(home, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

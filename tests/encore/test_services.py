@@ -1,6 +1,7 @@
 """The local platform against real processes: Kafka, Redis, PostgreSQL, MLflow, Spark, Flink."""
 
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -10,7 +11,7 @@ import pytest
 
 from encore import services, smoke
 from encore.settings import Settings, get_settings
-from tests.conftest import platform_env
+from tests.conftest import make_platform_home, platform_env
 
 pytestmark = pytest.mark.integration
 
@@ -79,10 +80,9 @@ def test_mlflow_registered_model_loads_in_a_fresh_process(platform):
     assert result.stdout.strip().splitlines()[-1] == "[7, 8]"
 
 
-def test_down_leaves_none_of_our_processes(tmp_path_factory, monkeypatch):
+def test_down_leaves_none_of_our_processes(monkeypatch):
     """A second, separate platform: up, up again, down; nothing of it may survive."""
-    home = tmp_path_factory.mktemp("encore-down")
-    home.chmod(0o755)
+    home = make_platform_home("encore-down-")
     for key, value in platform_env(home).items():
         monkeypatch.setenv(key, value)
     get_settings.cache_clear()
@@ -101,6 +101,7 @@ def test_down_leaves_none_of_our_processes(tmp_path_factory, monkeypatch):
         with pytest.raises(ProcessLookupError):
             os.killpg(pgid, 0)
     assert not any(line for line in _cmdlines() if str(home) in line)
+    shutil.rmtree(home, ignore_errors=True)
 
 
 def _cmdlines():
