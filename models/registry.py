@@ -224,7 +224,7 @@ def promote_if_better(
     """Move ``champion`` to ``version`` if it beats the champion on the same data."""
     champion = current_version(client, model_name, CHAMPION)
     if champion is None:
-        reason = "no champion yet"
+        reason = "first version with a metric: no champion to beat yet"
     else:
         if champion.tags.get("evaluation_fingerprint") == fingerprint:
             champion_value = float(champion.tags[_metric_key(metric)])
