@@ -640,6 +640,9 @@ def down(
                 os.killpg(pid, signal.SIGKILL)
             while group_alive(pid):
                 time.sleep(0.1)
+        # the leader may have exited after the last check: reap it so no zombie keeps the group
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, 0)
         pid_file(settings, name).unlink(missing_ok=True)
         report(f"stopped {name}")
 
