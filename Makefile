@@ -39,8 +39,11 @@ down: ## Stop the local platform services
 status: ## Health of each local service
 	@$(UV_RUN) encore status
 
+BENCHES := bench_api bench_ingest bench_als_spark bench_als_scale bench_faiss
+
 bench: setup ## Run every benchmark (slow; prints tables, saves JSON under benchmarks/results)
-	@for script in benchmarks/bench_*.py; do echo "== $$script"; $(UV_RUN) python $$script || exit 1; done
+	@$(UV_RUN) encore up kafka
+	@for name in $(BENCHES); do echo "== $$name"; $(UV_RUN) python benchmarks/$$name.py || exit 1; done
 
 clean: ## Stop services and remove local state (.encore); keeps venvs and jars
 	-@$(UV_RUN) encore down
