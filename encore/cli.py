@@ -35,6 +35,17 @@ PART_CLIS = ("streaming_api.cli", "pipelines.simulation.cli", "pipelines.cli", "
 # Steps parts add to `encore demo` (in their register()); each takes the settings and prints.
 DEMO_STEPS: list[tuple[str, Callable[[Settings], None]]] = []
 
+# What parts run on this ENCORE_HOME besides the services (the ingestion job...): `encore down`
+# stops these first, so it leaves none of our processes behind. Each returns whether it ran.
+STOP_HOOKS: list[tuple[str, Callable[[Settings], bool]]] = []
+
+
+def _stop_everything(settings: Settings) -> None:
+    for name, stop in STOP_HOOKS:
+        if stop(settings):
+            console.print(f"  stopped {name}")
+    services.down(settings, report=lambda m: console.print(f"  {m}"))
+
 
 def fail(error: Exception) -> typer.Exit:
     console.print(f"[red]error:[/red] {error}")
@@ -72,9 +83,13 @@ def up(
 def down(
     service: list[str] = typer.Argument(None, help="Services to stop (default: all)."),
 ) -> None:
-    """Stop exactly the services `encore up` started (by their pid files)."""
+    """Stop the ingestion job, then exactly the services `encore up` started (pid files)."""
+    settings = get_settings()
     try:
-        services.down(get_settings(), service or None, report=lambda m: console.print(f"  {m}"))
+        if service:
+            services.down(settings, service, report=lambda m: console.print(f"  {m}"))
+        else:
+            _stop_everything(settings)
     except EncoreError as error:
         raise fail(error) from error
 
@@ -142,7 +157,7 @@ def demo(
     finally:
         if not keep_up:
             console.rule("shutting down")
-            services.down(settings, report=lambda m: console.print(f"  {m}"))
+            _stop_everything(settings)
     if not ok:
         raise typer.Exit(code=1)
     console.print("[green]demo finished[/green]")

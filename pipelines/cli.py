@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from encore.errors import EncoreError
-from encore.settings import get_settings
+from encore.settings import Settings, get_settings
 
 console = Console(stderr=True)
 ingest_app = typer.Typer(
@@ -76,11 +76,18 @@ def status() -> None:
         raise typer.Exit(code=1)
 
 
+def _stop_job(settings: Settings) -> bool:
+    from pipelines.ingest import control
+
+    return control.stop(settings)
+
+
 def register(app: typer.Typer) -> None:
     """Mount ``encore ingest`` and add the streaming step to ``encore demo``."""
     from encore import cli as core_cli
 
     app.add_typer(ingest_app, name="ingest")
+    core_cli.STOP_HOOKS.append(("ingestion job", _stop_job))
     try:
         from pipelines.ingest.demo import run_demo_step
     except ImportError:  # the demo needs the API and simulator parts; absent, skip the step
