@@ -25,13 +25,13 @@ import sys
 import threading
 import time
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
+from simulated_events import simulated_events
 
 from encore.settings import Settings, get_settings, settings_env
-from pipelines.simulation.traffic import SimulationConfig, generate_events
 
 ROOT = Path(__file__).resolve().parent.parent
 ENCORE = str(Path(sys.executable).parent / "encore")
@@ -80,20 +80,6 @@ def drop_topic(settings: Settings, topic: str) -> None:
         admin.delete_topics([topic])
     finally:
         admin.close()
-
-
-def simulated_events(count: int) -> list[dict]:
-    config = SimulationConfig(
-        seed=11,
-        users=20_000,
-        start=datetime(2026, 11, 23, 17, 0, tzinfo=UTC),
-        duration=timedelta(days=2),
-        max_events=count,
-    )
-    events = list(generate_events(config))
-    if len(events) < count:
-        raise SystemExit(f"the simulation gave {len(events)} events, fewer than {count}")
-    return events
 
 
 def bench_raw_producer(settings: Settings, topic: str, events: list[dict]) -> dict:
@@ -222,7 +208,7 @@ def main() -> None:
         update={"kafka": settings.kafka.model_copy(update={"play_events_topic": topic})}
     )
     print(f"generating {args.events:,} simulated events ...", file=sys.stderr)
-    events = simulated_events(args.events)
+    events = simulated_events(args.events, seed=11, days=2)
     bodies = [
         json.dumps({"events": events[i : i + args.batch_size]}, separators=(",", ":")).encode()
         for i in range(0, len(events) - args.batch_size + 1, args.batch_size)

@@ -39,10 +39,11 @@ import tempfile
 import threading
 import time
 from collections import defaultdict
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
+from simulated_events import simulated_events
 
 ROOT = Path(__file__).resolve().parent.parent
 ENCORE = str(Path(sys.executable).parent / "encore")
@@ -145,22 +146,6 @@ def start_api(settings) -> tuple[subprocess.Popen, str]:
 
 
 # --------------------------------------------------------------------------- load
-
-
-def simulated_events(count: int) -> list[dict]:
-    from pipelines.simulation.traffic import SimulationConfig, generate_events
-
-    config = SimulationConfig(
-        seed=3,
-        users=20_000,
-        start=datetime(2026, 11, 23, 17, 0, tzinfo=UTC),
-        duration=timedelta(days=3),
-        max_events=count,
-    )
-    events = list(generate_events(config))
-    if len(events) < count:
-        raise SystemExit(f"the simulation gave {len(events)} events, fewer than {count}")
-    return events
 
 
 def post_batches(
@@ -341,7 +326,7 @@ def main() -> None:
     warmup_n = 2000
     fresh_n = int(args.fresh_rate * args.fresh_seconds)
     print(f"simulating {args.events + fresh_n + warmup_n} events ...", flush=True)
-    events = simulated_events(args.events + fresh_n + warmup_n)
+    events = simulated_events(args.events + fresh_n + warmup_n, seed=3, days=3)
     warmup, load, fresh = (
         events[:warmup_n],
         events[warmup_n : warmup_n + args.events],
