@@ -48,6 +48,9 @@ def save(name: str, payload: dict[str, Any]) -> Path:
     }
     path = RESULTS / f"{name}.json"
     path.write_text(json.dumps(payload, indent=2, default=float))
+    # figures on a loaded machine are not comparable: say what the load was
+    one, five, fifteen = payload["machine"]["load_average_at_end"]
+    print(f"load average at end: {one:.2f} {five:.2f} {fifteen:.2f}; saved {path}")
     return path
 
 
