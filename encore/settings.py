@@ -141,6 +141,8 @@ class ApiSettings(BaseModel):
     """Largest request body accepted (a full batch of v1 events is ~300 KB)."""
     produce_timeout_ms: int = 10_000
     """How long a request waits for Kafka to acknowledge its events before answering 503."""
+    readiness_timeout_ms: int = 2000
+    """How long ``/api/v1/health/ready`` waits for each dependency (Kafka, PostgreSQL)."""
     producer_linger_ms: int = 5
     """Kafka producer batching delay; small because every request waits for its acks."""
     producer_batch_size: int = 256 * 1024

@@ -7,8 +7,25 @@ one partition. A request is answered only after every one of its records is ackn
 so an accepted event is never lost; if Kafka does not acknowledge in
 ``settings.api.produce_timeout_ms`` the request fails with 503 and claims nothing.
 
+Failure is bounded and recovery automatic:
+
+- The client is created in the background, one attempt at a time. Requests wait for that
+  attempt for at most half their produce timeout and then answer 503, so while Kafka is
+  down concurrent requests fail in parallel instead of queueing on a connect lock.
+- kafka-python (3.0.x) can wedge its idempotent producer for good after a broker crash: when
+  a batch that was already sent expires (the broker died holding it),
+  ``Sender._send_producer_data`` calls ``TransactionManager.reset_producer_id()``, which
+  clears the producer id but leaves the state ``READY``. ``Sender.run_once`` then asks for a
+  new id through ``init_producer_id()``, a no-op outside ``UNINITIALIZED``, and returns early
+  on "no producer id" on every loop: nothing is ever sent or expired again, and ``close()``
+  cannot finish (its ``flush`` raises ``KafkaTimeoutError`` before it forces the sender
+  down). Every request checks for that state (and for the transaction manager's fatal
+  error state) and replaces the client: the old one is force-closed in a background thread
+  (its unacknowledged records fail, so their requests answered or will answer 503) and a
+  new one, with a new producer id, serves the next request.
+
 The producer is created in the app's lifespan. If Kafka is down at startup the API still
-starts (health says so) and the producer is created on the first request that needs it.
+starts (readiness says so) and the producer is created when a request needs it.
 """
 
 from __future__ import annotations
@@ -18,10 +35,11 @@ import threading
 import time
 from collections.abc import Sequence
 
-from kafka import KafkaProducer
+from kafka import KafkaAdminClient, KafkaProducer
 from kafka.cluster import ClusterMetadata
 from kafka.errors import KafkaError
 from kafka.partitioner import DefaultPartitioner, Partitioner
+from kafka.producer.transaction_manager import TransactionState
 
 from encore.events import PlayEventV1
 from encore.settings import Settings
@@ -90,9 +108,66 @@ def producer_config(settings: Settings) -> dict:
         # delivery_timeout_ms must be >= linger_ms + request_timeout_ms
         "request_timeout_ms": max(1000, timeout_ms // 2),
         "delivery_timeout_ms": max(1000, timeout_ms // 2) + api.producer_linger_ms + 1000,
-        "max_block_ms": timeout_ms,
-        "bootstrap_timeout_ms": min(timeout_ms, 5000),
+        # A request may wait half its budget for the client to exist and half in send()
+        # (topic metadata, buffer space), so it never blocks much past produce_timeout_ms.
+        "max_block_ms": max(1, timeout_ms // 2),
+        "bootstrap_timeout_ms": max(1, min(timeout_ms // 2, 5000)),
     }
+
+
+def wedged(producer: KafkaProducer) -> str | None:
+    """Why ``producer`` can never deliver again, or ``None`` if it can.
+
+    See the module docstring: a cleared producer id in state ``READY`` is never re-initialised
+    by kafka-python 3.0.x, and ``FATAL_ERROR`` is terminal by design.
+    """
+    manager = getattr(producer, "_transaction_manager", None)
+    if manager is None:
+        return None
+    if manager.has_fatal_error():
+        return f"fatal producer error {manager.last_error!r}"
+    state = getattr(manager, "_current_state", None)
+    if state == TransactionState.READY and not manager.has_producer_id():
+        return "its producer id was reset and kafka-python never requests a new one"
+    return None
+
+
+def discard(producer: KafkaProducer, timeout_s: float = 5.0) -> None:
+    """Close ``producer`` without waiting for records it cannot deliver.
+
+    ``KafkaProducer.close`` flushes first and raises when the flush times out, before forcing
+    its sender thread down; so force the sender ourselves, then close.
+    """
+    try:
+        producer.close(timeout=0)
+    except KafkaError:
+        sender = producer._sender
+        if sender is not None:
+            sender.force_close()  # fails its pending records, so their waiters return
+            sender.join(timeout_s)
+        try:
+            producer.close(timeout=0)
+        except KafkaError as error:
+            log.warning("Kafka producer did not close cleanly: %r", error)
+
+
+class _Connect:
+    """One background attempt to create the Kafka client, shared by every request waiting."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.done = threading.Event()
+        self.producer: KafkaProducer | None = None
+        self.error: BaseException | None = None
+        self._settings = settings
+        threading.Thread(target=self._run, name="encore-kafka-connect", daemon=True).start()
+
+    def _run(self) -> None:
+        try:
+            self.producer = KafkaProducer(**producer_config(self._settings))
+        except Exception as error:  # handed to every waiter as a 503
+            self.error = error
+        finally:
+            self.done.set()
 
 
 class EventProducer:
@@ -103,44 +178,72 @@ class EventProducer:
         self.topic = settings.kafka.play_events_topic
         self._timeout_s = settings.api.produce_timeout_ms / 1000
         self._producer: KafkaProducer | None = None
+        self._connect: _Connect | None = None
         self._lock = threading.Lock()
+        self._admin: KafkaAdminClient | None = None
+        self._admin_lock = threading.Lock()
+        self.replacements = 0
+        """How many wedged clients were replaced (for logs and tests)."""
 
-    @property
-    def connected(self) -> bool:
-        return self._producer is not None
+    def connect(self, wait_s: float | None = None) -> KafkaProducer:
+        """The Kafka client, created (in the background) if there is none or it is wedged.
 
-    def connect(self) -> None:
-        """Create the Kafka client if it does not exist yet.
+        Waits at most ``wait_s`` (default: half the produce timeout) for a client being
+        created; requests arriving meanwhile wait for the same attempt, not a new one.
 
         Raises:
-            UnavailableError: no broker answered at ``settings.kafka.servers``.
+            UnavailableError: no broker answered in time, or the attempt failed.
         """
-        if self._producer is not None:
-            return
+        wait_s = self._timeout_s / 2 if wait_s is None else wait_s
         with self._lock:
-            if self._producer is not None:
-                return
-            try:
-                self._producer = KafkaProducer(**producer_config(self.settings))
-            except KafkaError as error:
-                raise UnavailableError(
-                    f"Kafka at {self.settings.kafka.servers} is unreachable ({error!r}); "
-                    "no events were accepted, retry later"
-                ) from error
+            producer = self._producer
+            if producer is not None:
+                reason = wedged(producer)
+                if reason is None:
+                    return producer
+                self._replace(producer, reason)
+            attempt = self._connect
+            if attempt is None or (attempt.done.is_set() and attempt.producer is None):
+                attempt = self._connect = _Connect(self.settings)
+        if not attempt.done.wait(wait_s):
+            raise UnavailableError(
+                f"Kafka is not reachable yet (no broker answered within {wait_s:g} s); "
+                "no events were accepted, retry later"
+            )
+        if attempt.producer is None:
+            log.warning("Kafka client creation failed: %r", attempt.error)
+            raise UnavailableError(
+                f"Kafka is unreachable ({type(attempt.error).__name__}); "
+                "no events were accepted, retry later"
+            ) from attempt.error
+        with self._lock:
+            if self._producer is None and self._connect is attempt:
+                self._producer = attempt.producer
+                self._connect = None
+            return self._producer or attempt.producer
+
+    def _replace(self, producer: KafkaProducer, reason: str) -> None:
+        # Caller holds self._lock.
+        log.warning("Replacing the Kafka producer: %s", reason)
+        self._producer = None
+        self.replacements += 1
+        threading.Thread(
+            target=discard, args=(producer,), name="encore-kafka-discard", daemon=True
+        ).start()
 
     def publish(self, events: Sequence[PlayEventV1]) -> list[str]:
         """Send ``events`` and block until Kafka acknowledged every one of them.
 
-        Returns the accepted event ids, in request order.
+        Returns the accepted event ids, in request order. Takes at most about
+        ``settings.api.produce_timeout_ms``.
 
         Raises:
             UnavailableError: Kafka is unreachable, or did not acknowledge every event in time.
                 Some events may have been written; none is claimed, so the client retries the
                 request as is and the ingestion job drops the duplicates by ``event_id``.
         """
-        self.connect()
-        producer = self._producer
         deadline = time.monotonic() + self._timeout_s
+        producer = self.connect()
         try:
             futures = [
                 producer.send(self.topic, value=encode_event(event), key=event.user_id.encode())
@@ -156,11 +259,59 @@ class EventProducer:
         except (KafkaError, TimeoutError) as error:
             raise UnavailableError(
                 f"Kafka did not acknowledge all {len(events)} events within "
-                f"{self._timeout_s:g} s ({error!r}); none is claimed accepted, retry the request"
+                f"{self._timeout_s:g} s ({type(error).__name__}); none is claimed accepted, "
+                "retry the request"
             ) from error
         return [str(event.event_id) for event in events]
 
+    def check(self, timeout_s: float) -> None:
+        """A metadata round trip to a broker, within about ``timeout_s``.
+
+        Also replaces a wedged producer, so readiness never reports a client that cannot send.
+
+        Raises:
+            UnavailableError: no broker answered, or the producer cannot deliver.
+        """
+        with self._lock:
+            if self._producer is not None and (reason := wedged(self._producer)):
+                self._replace(self._producer, reason)
+        timeout_ms = max(1, int(timeout_s * 1000))
+        try:
+            with self._admin_lock:
+                if self._admin is None:
+                    self._admin = KafkaAdminClient(
+                        bootstrap_servers=self.settings.kafka.servers.split(","),
+                        client_id="encore-streaming-api-health",
+                        bootstrap_timeout_ms=timeout_ms,
+                        request_timeout_ms=timeout_ms,
+                    )
+                admin = self._admin
+            brokers = admin.describe_cluster().get("brokers")
+        except Exception as error:  # any failure means "not ready"
+            self._drop_admin()
+            raise UnavailableError(
+                f"no Kafka broker answered a metadata request within {timeout_s:g} s "
+                f"({type(error).__name__})"
+            ) from error
+        if not brokers:
+            raise UnavailableError("Kafka answered with no live brokers")
+
+    def _drop_admin(self) -> None:
+        with self._admin_lock:
+            admin, self._admin = self._admin, None
+        if admin is not None:
+            try:
+                admin.close()
+            except Exception as error:  # it is being dropped anyway
+                log.debug("Kafka admin client did not close cleanly: %r", error)
+
     def close(self) -> None:
-        if self._producer is not None:
-            self._producer.close(timeout=self._timeout_s)
-            self._producer = None
+        """Deliver what is pending (up to the produce timeout), then close."""
+        self._drop_admin()
+        with self._lock:
+            producer, self._producer = self._producer, None
+        if producer is not None:
+            try:
+                producer.close(timeout=self._timeout_s)
+            except KafkaError:
+                discard(producer)
