@@ -190,6 +190,9 @@ class Settings(BaseSettings):
     """State of the embedded platform: service data, logs, pid files, the local lake."""
     jars_dir: Path = REPO_ROOT / ".jars"
     """JVM jars resolved by Maven at setup (``make jars``); one folder per engine."""
+    development: bool = False
+    """Turns on development conveniences: the built-in default secrets are accepted. Never
+    set in production (``ENCORE_DEVELOPMENT``)."""
 
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     redis: RedisSettings = Field(default_factory=RedisSettings)

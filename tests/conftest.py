@@ -31,6 +31,7 @@ def platform_env(home: Path) -> dict[str, str]:
     """ENCORE_* variables for an isolated platform under ``home`` on free ports."""
     return {
         "ENCORE_HOME": str(home),
+        "ENCORE_DEVELOPMENT": "true",
         "ENCORE_KAFKA__PORT": str(free_port()),
         "ENCORE_KAFKA__CONTROLLER_PORT": str(free_port()),
         "ENCORE_REDIS__PORT": str(free_port()),
