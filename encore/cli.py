@@ -1,24 +1,20 @@
 """The ``encore`` command: one Typer app, subcommands by area.
 
-The core commands (platform services, smoke checks) live here. Each part adds its own
-commands through a ``register(app)`` function in its ``cli`` module, listed in
-``PART_CLIS``; those modules import their heavy dependencies inside the commands, so
-``encore --help`` stays fast. This entry point is the only place the core looks at parts.
+The core commands (the platform's services and jobs, smoke checks, the demo) live here.
+Parts add theirs through the ``encore.parts`` entry points (see :mod:`encore.parts`); their
+modules import heavy dependencies inside the commands, so ``encore --help`` stays fast.
 """
 
 from __future__ import annotations
 
-import importlib
-import logging
 import sys
 import time
-from collections.abc import Callable
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from encore import services
+from encore import logs, parts, services
 from encore.errors import EncoreError
 from encore.settings import Settings, get_settings
 
@@ -30,21 +26,18 @@ app = typer.Typer(
 )
 console = Console(stderr=True)
 
-PART_CLIS = ("streaming_api.cli", "pipelines.simulation.cli", "pipelines.cli", "models.cli")
 
-# Steps parts add to `encore demo` (in their register()); each takes the settings and prints.
-DEMO_STEPS: list[tuple[str, Callable[[Settings], None]]] = []
-
-# What parts run on this ENCORE_HOME besides the services (the ingestion job...): `encore down`
-# stops these first, so it leaves none of our processes behind. Each returns whether it ran.
-STOP_HOOKS: list[tuple[str, Callable[[Settings], bool]]] = []
+def _report(message: str) -> None:
+    console.print(f"  {message}")
 
 
 def _stop_everything(settings: Settings) -> None:
-    for name, stop in STOP_HOOKS:
-        if stop(settings):
-            console.print(f"  stopped {name}")
-    services.down(settings, report=lambda m: console.print(f"  {m}"))
+    """Parts' stop hooks, then every service and job we started (jobs first)."""
+    for part in parts.load_parts():
+        for hook in part.stop_hooks:
+            if hook.stop(settings):
+                _report(f"stopped {hook.name}")
+    services.down(settings, report=_report)
 
 
 def fail(error: Exception) -> typer.Exit:
@@ -53,41 +46,43 @@ def fail(error: Exception) -> typer.Exit:
 
 
 @app.callback()
-def main(verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging.")) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    for noisy in ("kafka", "py4j", "httpx", "urllib3", "alembic"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+def main(
+    verbose: bool = typer.Option(
+        False, "--verbose", "-v", help="Show libraries' log lines too (always in logs/encore.log)."
+    ),
+) -> None:
+    logs.configure(get_settings().home, verbose=verbose, packages=parts.part_packages())
 
 
 @app.command()
 def up(
-    service: list[str] = typer.Argument(None, help="Services to start (default: all)."),
+    service: list[str] = typer.Argument(
+        None,
+        help="Services or jobs to start (default: kafka, redis, postgres, mlflow).",
+    ),
 ) -> None:
-    """Start the local platform (Kafka, Redis, PostgreSQL, MLflow) and wait until healthy."""
+    """Start the local platform (or the named services and jobs) and wait until healthy."""
     settings = get_settings()
     started = time.monotonic()
     try:
-        services.up(settings, service or None, report=lambda m: console.print(f"  {m}"))
+        services.up(settings, service or None, report=_report)
     except EncoreError as error:
         raise fail(error) from error
+    what = ", ".join(service) if service else "platform"
     console.print(
-        f"[green]platform up[/green] in {time.monotonic() - started:.1f} s "
-        f"(state in {settings.home})"
+        f"[green]{what} up[/green] in {time.monotonic() - started:.1f} s (state in {settings.home})"
     )
 
 
 @app.command()
 def down(
-    service: list[str] = typer.Argument(None, help="Services to stop (default: all)."),
+    service: list[str] = typer.Argument(None, help="Services or jobs to stop (default: all)."),
 ) -> None:
-    """Stop the ingestion job, then exactly the services `encore up` started (pid files)."""
+    """Stop what this ENCORE_HOME started (pid files): jobs first, then the services."""
     settings = get_settings()
     try:
         if service:
-            services.down(settings, service, report=lambda m: console.print(f"  {m}"))
+            services.down(settings, service, report=_report)
         else:
             _stop_everything(settings)
     except EncoreError as error:
@@ -96,32 +91,44 @@ def down(
 
 @app.command()
 def status() -> None:
-    """Health of every service; exits 1 if any is unhealthy."""
-    rows = services.status(get_settings())
+    """Health of every service and job; exits 1 if a platform service or a started one is down."""
+    try:
+        rows = services.status(get_settings())
+    except EncoreError as error:
+        raise fail(error) from error
+    core = {service.name for service in services.CORE}
     table = Table("service", "healthy", "pid", "address", "note")
+    failed = False
     for row in rows:
+        counts = row.name in core or row.pid is not None
+        failed |= counts and not row.healthy
         table.add_row(
             row.name,
-            "[green]yes[/green]" if row.healthy else "[red]no[/red]",
+            "[green]yes[/green]" if row.healthy else ("[red]no[/red]" if counts else "-"),
             str(row.pid or "-"),
             row.address,
             row.detail,
         )
     Console().print(table)
-    if not all(row.healthy for row in rows):
+    if failed:
         raise typer.Exit(code=1)
 
 
-@app.command()
-def logs(
-    service: str = typer.Argument(..., help="kafka, redis, postgres or mlflow."),
+@app.command("logs")
+def show_logs(
+    service: str = typer.Argument(..., help="A service or job (see `encore status`), or encore."),
     lines: int = typer.Option(50, "--lines", "-n", help="How many lines from the end."),
 ) -> None:
-    """Print the end of a service's log file."""
+    """Print the end of a service's (or this command's own) log file."""
     settings = get_settings()
-    if service not in services.SERVICES:
-        raise fail(EncoreError(f"unknown service {service!r}; known: {list(services.SERVICES)}"))
-    path = services.log_file(settings, service)
+    known = ["encore", *services.registry()]
+    if service not in known:
+        raise fail(EncoreError(f"unknown service {service!r}; known: {known}"))
+    path = (
+        logs.log_path(settings.home)
+        if service == "encore"
+        else services.log_file(settings, service)
+    )
     if not path.exists():
         raise fail(EncoreError(f"{service} has no log yet at {path}"))
     console.print(f"[dim]{path}[/dim]")
@@ -144,12 +151,12 @@ def demo(
     ok = False
     try:
         console.rule("platform")
-        services.up(settings, report=lambda m: console.print(f"  {m}"))
+        services.up(settings, report=_report)
         console.rule("smoke checks")
         ok = _run_smoke(settings)
-        for title, step in DEMO_STEPS if ok else []:
-            console.rule(title)
-            step(settings)
+        for step in parts.demo_steps(parts.load_parts()) if ok else []:
+            console.rule(step.title)
+            step.run(settings)
         urls()
     except EncoreError as error:
         ok = False
@@ -159,6 +166,7 @@ def demo(
             console.rule("shutting down")
             _stop_everything(settings)
     if not ok:
+        console.print(f"[dim]details in {logs.log_path(settings.home)}[/dim]")
         raise typer.Exit(code=1)
     console.print("[green]demo finished[/green]")
 
@@ -192,19 +200,14 @@ def urls() -> None:
     table.add_row("PostgreSQL", settings.postgres.effective_dsn)
     table.add_row("Delta lake", settings.lake_root)
     table.add_row("Streaming API docs", f"http://{settings.api.host}:{settings.api.port}/docs")
-    table.add_row("Service logs", str(settings.home / "logs"))
+    table.add_row("Logs", str(settings.home / "logs"))
     Console().print(table)
 
 
 def _register_parts() -> None:
-    for module_name in PART_CLIS:
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as error:
-            if error.name and module_name.startswith(error.name):
-                continue  # that part has no commands yet
-            raise
-        module.register(app)
+    for part in parts.load_parts():
+        if part.commands:
+            part.commands(app)
 
 
 _register_parts()

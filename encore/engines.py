@@ -4,12 +4,19 @@ Both default to one machine (``local[*]``, the Flink mini-cluster) and reach a c
 settings alone (``ENCORE_SPARK__MASTER``, ``ENCORE_FLINK__JOBMANAGER``). JVM jars come from
 ``settings.jars_dir``, filled by Maven at setup time; nothing is downloaded at run time.
 
+Spark's driver logs to ``$ENCORE_HOME/logs/spark.log`` (its start-up banner included), so
+a command's terminal shows Encore's own output.
+
 ``pyspark`` and ``pyflink`` live in different environments (see infra/envs/flink), so each
 factory imports its engine only when called.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -28,6 +35,56 @@ def engine_jars(settings: Settings, engine: str) -> list[Path]:
     if not jars:
         raise ConfigurationError(f"no {engine} jars in {folder}; run `make jars` (or `make setup`)")
     return jars
+
+
+_SPARK_LOG4J2 = """\
+# Spark's driver logs to logs/spark.log, not to the terminal (written by encore.engines)
+rootLogger.level = {level}
+rootLogger.appenderRef.file.ref = file
+appender.file.type = File
+appender.file.name = file
+appender.file.fileName = {log_file}
+appender.file.layout.type = PatternLayout
+appender.file.layout.pattern = %d{{yy/MM/dd HH:mm:ss}} %p %c{{1}}: %m%n
+logger.parquet.name = org.apache.parquet
+logger.parquet.level = error
+logger.hadoop.name = org.apache.hadoop
+logger.hadoop.level = error
+"""
+
+
+def spark_log_file(settings: Settings) -> Path:
+    return settings.home / "logs" / "spark.log"
+
+
+def _spark_log4j(settings: Settings) -> Path:
+    path = settings.home / "spark" / "log4j2.properties"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    spark_log_file(settings).parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(_SPARK_LOG4J2.format(level="warn", log_file=spark_log_file(settings)))
+    return path
+
+
+@contextlib.contextmanager
+def _output_to(path: Path) -> Iterator[None]:
+    """Point this process's stdout and stderr file descriptors at ``path`` for the block.
+
+    A child started inside (the Spark driver JVM) keeps them: its start-up lines (JDK
+    warnings, the log4j profile banner) land in the file instead of the terminal.
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    with open(path, "ab") as target:
+        os.dup2(target.fileno(), 1)
+        os.dup2(target.fileno(), 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        os.close(saved[0])
+        os.close(saved[1])
 
 
 def create_spark_session(
@@ -54,11 +111,16 @@ def create_spark_session(
         .config("spark.databricks.delta.snapshotPartitions", str(settings.spark.shuffle_partitions))
         # warehouse and derby metastore stay inside ENCORE_HOME, not the working directory
         .config("spark.sql.warehouse.dir", str(settings.home / "spark-warehouse"))
-        .config("spark.driver.extraJavaOptions", f"-Dderby.system.home={settings.home / 'derby'}")
+        .config(
+            "spark.driver.extraJavaOptions",
+            f"-Dderby.system.home={settings.home / 'derby'} "
+            f"-Dlog4j2.configurationFile={_spark_log4j(settings)}",
+        )
     )
     for key, value in (extra_conf or {}).items():
         builder = builder.config(key, value)
-    return builder.getOrCreate()
+    with _output_to(spark_log_file(settings)):
+        return builder.getOrCreate()
 
 
 def create_table_env(

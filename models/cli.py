@@ -12,6 +12,8 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from encore.parts import DemoStep, Part
+
 console = Console(stderr=True)
 
 
@@ -166,9 +168,13 @@ def demo_step(settings: object) -> None:
 
 
 def register(app: typer.Typer) -> None:
-    """Add the model commands to the ``encore`` app, and a demo step."""
-    from encore import cli
-
+    """Add the model commands to the ``encore`` app."""
     app.command("train")(train_command)
     app.command("evaluate")(evaluate_command)
-    cli.DEMO_STEPS.append(("recommenders: train ALS, register, similar artists", demo_step))
+
+
+PART = Part(
+    "models",
+    commands=register,
+    demo_steps=(DemoStep(20, "recommenders: train ALS, register, similar artists", demo_step),),
+)

@@ -1,4 +1,5 @@
-"""``encore ingest start | stop | status``, and the ingestion step of ``encore demo``.
+"""The pipelines part: ``encore ingest start | stop | status``, ``encore simulate``, the
+``ingest`` job of ``encore up`` / ``down`` / ``status`` and the ingestion step of ``encore demo``.
 
 Thin: each command loads settings, calls one function of ``pipelines.ingest.control`` (or
 ``pipelines.ingest.demo``) and reports. Heavy imports stay inside the commands.
@@ -11,7 +12,10 @@ from rich.console import Console
 from rich.table import Table
 
 from encore.errors import EncoreError
+from encore.parts import DemoStep, Part
+from encore.services import Service
 from encore.settings import Settings, get_settings
+from pipelines.simulation.cli import register as register_simulate
 
 console = Console(stderr=True)
 ingest_app = typer.Typer(
@@ -38,7 +42,7 @@ def start(
         raise typer.Exit(code=1) from error
     if foreground:
         raise typer.Exit(code=result)
-    log = control.services.log_file(settings, control.NAME)
+    log = control.supervisor.log_file(settings.home, control.NAME)
     console.print(f"ingestion job started (pid {result}); log: {log}")
 
 
@@ -76,20 +80,51 @@ def status() -> None:
         raise typer.Exit(code=1)
 
 
-def _stop_job(settings: Settings) -> bool:
+def _ingest_command(settings: Settings) -> list[str]:
     from pipelines.ingest import control
 
-    return control.stop(settings)
+    return control.job_command(settings)
+
+
+def _ingest_env(settings: Settings) -> dict[str, str]:
+    from pipelines.ingest import control
+
+    return control.job_env(settings)
+
+
+def _ingest_running(settings: Settings) -> bool:
+    from pipelines.ingest import control
+
+    return control.running_pid(settings) is not None
+
+
+def _demo_step(settings: Settings) -> None:
+    from pipelines.ingest.demo import run_demo_step
+
+    run_demo_step(settings)
+
+
+INGEST = Service(
+    "ingest",
+    address=lambda s: f"{s.kafka.play_events_topic} -> {s.lake_root}",
+    command=_ingest_command,
+    healthy=_ingest_running,
+    env=_ingest_env,
+    needs=("kafka", "redis"),
+    start_timeout_s=10,
+    job=True,
+)
 
 
 def register(app: typer.Typer) -> None:
-    """Mount ``encore ingest`` and add the streaming step to ``encore demo``."""
-    from encore import cli as core_cli
-
+    """Mount ``encore ingest`` and ``encore simulate``."""
     app.add_typer(ingest_app, name="ingest")
-    core_cli.STOP_HOOKS.append(("ingestion job", _stop_job))
-    try:
-        from pipelines.ingest.demo import run_demo_step
-    except ImportError:  # the demo needs the API and simulator parts; absent, skip the step
-        return
-    core_cli.DEMO_STEPS.append(("play events: API -> Kafka -> Flink -> Delta", run_demo_step))
+    register_simulate(app)
+
+
+PART = Part(
+    "pipelines",
+    commands=register,
+    demo_steps=(DemoStep(10, "play events: API -> Kafka -> Flink -> Delta", _demo_step),),
+    services=(INGEST,),
+)

@@ -1,8 +1,15 @@
-"""``encore api``: serve the streaming API with uvicorn."""
+"""``encore api``: serve the streaming API with uvicorn; ``encore up api`` runs it supervised."""
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import typer
+
+from encore.parts import Part
+from encore.services import Service
+from encore.settings import Settings, settings_env
 
 
 def register(app: typer.Typer) -> None:
@@ -31,3 +38,33 @@ def register(app: typer.Typer) -> None:
             # every request is counted by the caller; per-request log lines cost throughput
             access_log=False,
         )
+
+
+def _api_command(settings: Settings) -> list[str]:
+    encore = Path(sys.executable).with_name("encore")
+    return [str(encore), "api", "--host", settings.api.host, "--port", str(settings.api.port)]
+
+
+def _api_healthy(settings: Settings) -> bool:
+    import httpx
+
+    try:
+        url = f"http://{settings.api.host}:{settings.api.port}/api/v1/health"
+        # the health route tries Kafka before it answers (degraded is still up)
+        return httpx.get(url, timeout=10).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+API = Service(
+    "api",
+    address=lambda s: f"http://{s.api.host}:{s.api.port}",
+    command=_api_command,
+    healthy=_api_healthy,
+    # the child sees exactly these settings, including ones set in code (tests)
+    env=settings_env,
+    start_timeout_s=60,
+    stop_timeout_s=20,
+)
+
+PART = Part("streaming_api", commands=register, services=(API,))

@@ -1,9 +1,9 @@
 """Start, stop and inspect the ingestion job (``encore ingest start | stop | status``).
 
-The job runs as ``python -m pipelines.ingest.job`` in the Flink environment, in its own
-session, recorded like the platform services: ``<pid> <start-ticks>`` in
-``$ENCORE_HOME/run/ingest.pid`` (stop signals exactly that process group), output in
-``$ENCORE_HOME/logs/ingest.log``.
+The job runs as ``python -m pipelines.ingest.job`` in the Flink environment under
+``encore.supervisor``, like the platform services (it is the ``ingest`` job of ``encore up``,
+``down``, ``status`` and ``logs``): ``<pid> <start-ticks>`` in ``$ENCORE_HOME/run/ingest.pid``
+(stop signals exactly that process group), output in ``$ENCORE_HOME/logs/ingest.log``.
 
 Resuming: ``start`` restores the newest retained checkpoint under
 ``$ENCORE_HOME/flink/checkpoints`` (source offsets, dedup state, pending micro-batches). With
@@ -13,17 +13,13 @@ no checkpoint it starts each partition after the highest offset already committe
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import shutil
-import signal
-import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from encore import services
+from encore import supervisor
 from encore.errors import EncoreError
 from encore.flinkenv import flink_command, flink_env
 from encore.settings import Settings
@@ -124,16 +120,12 @@ def resume_offsets(settings: Settings) -> dict[int, int] | None:
 
 
 def running_pid(settings: Settings) -> int | None:
-    return services.recorded_pid(settings, NAME)
+    return supervisor.running_pid(settings.home, NAME)
 
 
-def start(settings: Settings, foreground: bool = False, fresh: bool = False) -> int:
-    """Start the job (restoring the latest checkpoint unless ``fresh``); returns its pid.
-
-    In the foreground this blocks until the job ends and returns its exit code instead.
-    """
-    if running_pid(settings):
-        raise IngestError(f"the ingestion job already runs (pid {running_pid(settings)})")
+def job_command(settings: Settings, fresh: bool = False) -> list[str]:
+    """The job's command line: restore the latest checkpoint (unless ``fresh``), or resume
+    after the offsets committed to Delta. Prunes the checkpoints it will not restore."""
     checkpoint = None if fresh else latest_checkpoint(settings)
     prune_checkpoints(settings, checkpoint)
     args: list[str] = []
@@ -143,36 +135,28 @@ def start(settings: Settings, foreground: bool = False, fresh: bool = False) -> 
         offsets = resume_offsets(settings)
         if offsets:
             args += ["--start-offsets", json.dumps(offsets)]
-    command = flink_command(settings, MODULE, *args)
-    log_path = services.log_file(settings, NAME)
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    pid_path = services.pid_file(settings, NAME)
-    pid_path.parent.mkdir(parents=True, exist_ok=True)
-    env = flink_env(settings) | {
+    return flink_command(settings, MODULE, *args)
+
+
+def job_env(settings: Settings) -> dict[str, str]:
+    flink_log_dir(settings).mkdir(parents=True, exist_ok=True)
+    return flink_env(settings) | {
         # PyFlink logs into its package folder by default, shared by every job of the venv
         "FLINK_LOG_DIR": str(flink_log_dir(settings)),
     }
-    flink_log_dir(settings).mkdir(parents=True, exist_ok=True)
+
+
+def start(settings: Settings, foreground: bool = False, fresh: bool = False) -> int:
+    """Start the job (restoring the latest checkpoint unless ``fresh``); returns its pid.
+
+    In the foreground this blocks until the job ends and returns its exit code instead.
+    """
+    if running_pid(settings):
+        raise IngestError(f"the ingestion job already runs (pid {running_pid(settings)})")
+    command = job_command(settings, fresh=fresh)
     if foreground:
-        process = subprocess.Popen(command, env=env)
-        pid_path.write_text(f"{process.pid} {services.start_ticks(process.pid)}\n")
-        try:
-            return process.wait()
-        finally:
-            pid_path.unlink(missing_ok=True)
-    with open(log_path, "ab") as log_handle:
-        process = subprocess.Popen(
-            command,
-            env=env,
-            stdout=log_handle,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            cwd=settings.home,
-            # its own session: stop signals the JVM and the Python workers with it
-            start_new_session=True,
-        )
-    pid_path.write_text(f"{process.pid} {services.start_ticks(process.pid)}\n")
-    return process.pid
+        return supervisor.run_foreground(settings.home, NAME, command, env=job_env(settings))
+    return supervisor.start(settings.home, NAME, command, env=job_env(settings))
 
 
 def stop(settings: Settings, timeout_s: float = 30.0, kill: bool = False) -> bool:
@@ -180,22 +164,7 @@ def stop(settings: Settings, timeout_s: float = 30.0, kill: bool = False) -> boo
 
     Returns whether a job was running. Checkpoints are retained either way.
     """
-    pid = running_pid(settings)
-    if pid is None:
-        services.pid_file(settings, NAME).unlink(missing_ok=True)
-        return False
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pid, signal.SIGKILL if kill else signal.SIGTERM)
-    deadline = time.monotonic() + timeout_s
-    while services.group_alive(pid) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    if services.group_alive(pid):
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pid, signal.SIGKILL)
-        while services.group_alive(pid):
-            time.sleep(0.1)
-    services.pid_file(settings, NAME).unlink(missing_ok=True)
-    return True
+    return supervisor.stop(settings.home, NAME, timeout_s=timeout_s, kill=kill)
 
 
 def kafka_lag(settings: Settings, partitions: list[int]) -> dict[int, int]:
@@ -236,7 +205,7 @@ def status(settings: Settings) -> IngestStatus:
         checkpoint=str(checkpoint) if checkpoint else None,
         committed=committed_offsets(settings, partitions)[PLAY_EVENTS.name],
         lag=kafka_lag(settings, partitions),
-        log=str(services.log_file(settings, NAME)),
+        log=str(supervisor.log_file(settings.home, NAME)),
     )
 
 

@@ -6,32 +6,32 @@ Redis ``trending:v1:*`` and ``recent:v1:*`` keys, and a printed summary. Schedul
 ``encore demo``; about a minute or two on two cores (most of it the Flink job's start-up).
 
 It starts what it needs and stops what it started: the ingestion job (unless one already
-runs) and ``encore api`` as a subprocess. The hour is posted through the API with the service
-token, re-sent duplicates included (a flaky client); a small stream of malformed records goes
-straight to Kafka (a buggy producer bypassing the API, whose 422s would stop them) so the
-dead-letter table has something to show.
+runs) and the registered ``api`` service, both through the supervisor. The hour is posted
+through the API with the service token, re-sent duplicates included (a flaky client); a small
+stream of malformed records goes straight to Kafka (a buggy producer bypassing the API, whose
+422s would stop them) so the dead-letter table has something to show.
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from encore.errors import EncoreError
-from encore.settings import Settings, settings_env
+from encore import services
+from encore.settings import Settings
 from encore.tables import PLAY_EVENTS, PLAY_EVENTS_REJECTED, TRENDING_SONGS
+from encore.tables import Table as LakeTable
 from pipelines.ingest import control
+
+if TYPE_CHECKING:
+    from deltalake import DeltaTable
 
 console = Console(stderr=True)
 
@@ -41,48 +41,30 @@ MALFORMED_DIRECT = 200
 
 
 @contextlib.contextmanager
-def running_api(settings: Settings, timeout_s: float = 60) -> Iterator[str]:
-    """``encore api`` on ``settings.api.port`` for the duration; yields its base URL."""
-    import httpx
+def running_api(settings: Settings) -> Iterator[str]:
+    """The registered ``api`` service for the duration, in development mode; yields its URL.
 
-    encore = str(Path(sys.executable).parent / "encore")
-    server = subprocess.Popen(
-        [encore, "api", "--port", str(settings.api.port)],
-        env={**os.environ, **settings_env(settings)},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    base = f"http://{settings.api.host}:{settings.api.port}"
-    try:
-        deadline = time.monotonic() + timeout_s
-        while True:
-            try:
-                if httpx.get(f"{base}/api/v1/health", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
-                raise EncoreError(f"encore api did not come up on {base}")
-            time.sleep(0.3)
-        yield base
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
+    Development mode lets it start with the embedded platform's default secrets.
+    """
+    with services.running(settings, "api", env={"ENCORE_DEVELOPMENT": "true"}) as api:
+        yield api.address(settings)
 
 
-def table_rows(settings: Settings, table) -> int:
+def _delta_table(settings: Settings, table: LakeTable) -> DeltaTable | None:
+    """The table, or None if nothing created it yet; any other failure propagates."""
     from deltalake import DeltaTable
+    from deltalake.exceptions import TableNotFoundError
 
     try:
-        return DeltaTable(table.path(settings)).to_pyarrow_dataset().count_rows()
-    except Exception:  # no table yet: nothing ingested
-        return 0
+        return DeltaTable(table.path(settings), storage_options=settings.lake.storage_options)
+    except TableNotFoundError:
+        return None
+
+
+def table_rows(settings: Settings, table: LakeTable) -> int:
+    """Rows in ``table``; 0 before anything was ingested."""
+    delta = _delta_table(settings, table)
+    return delta.to_pyarrow_dataset().count_rows() if delta else 0
 
 
 def trending_top(
@@ -90,12 +72,11 @@ def trending_top(
 ) -> list[tuple[str, int]]:
     """Songs by plays over the closed windows starting in [since, until)."""
     import polars as pl
-    from deltalake import DeltaTable
 
-    try:
-        frame = pl.from_arrow(DeltaTable(TRENDING_SONGS.path(settings)).to_pyarrow_table())
-    except Exception:
+    delta = _delta_table(settings, TRENDING_SONGS)
+    if delta is None:
         return []
+    frame = pl.from_arrow(delta.to_pyarrow_table())
     top = (
         frame.filter((pl.col("window_start") >= since) & (pl.col("window_start") < until))
         .group_by("song_id")

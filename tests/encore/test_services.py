@@ -17,9 +17,16 @@ pytestmark = pytest.mark.integration
 
 
 def test_status_lists_every_service_healthy(platform):
-    rows = services.status(platform)
+    rows = services.status(platform, ["postgres", "redis", "kafka", "mlflow"])
     assert [row.name for row in rows] == ["postgres", "redis", "kafka", "mlflow"]
     assert all(row.healthy and row.pid for row in rows), rows
+
+
+def test_the_registry_holds_the_core_and_the_parts_services():
+    names = list(services.registry())
+    assert names[:4] == ["postgres", "redis", "kafka", "mlflow"]
+    assert {"api", "ingest"} <= set(names)  # contributed by the streaming_api and pipelines parts
+    assert [s.name for s in services.CORE] == names[:4]
 
 
 def test_up_twice_is_harmless(platform):
@@ -36,6 +43,37 @@ def test_play_events_topic_is_created_with_its_partitions(platform):
     partitions = consumer.partitions_for_topic(platform.kafka.play_events_topic)
     consumer.close()
     assert partitions == set(range(platform.kafka.play_events_partitions))
+
+
+def _timestamp_type(settings, topic):
+    from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient
+
+    admin = KafkaAdminClient(bootstrap_servers=settings.kafka.servers)
+    try:
+        result = admin.describe_configs(
+            [ConfigResource(ConfigResourceType.TOPIC, topic)], config_filter="all"
+        )
+    finally:
+        admin.close()
+    return result["topic"][topic]["message.timestamp.type"]["value"]
+
+
+def test_play_events_has_broker_timestamps_even_if_created_before(platform):
+    """ensure_topics sets LogAppendTime on a topic that exists with CreateTime (idempotently)."""
+    from kafka.admin import KafkaAdminClient, NewTopic
+
+    topic = f"play-events-old-{os.getpid()}-{time.monotonic_ns()}"
+    admin = KafkaAdminClient(bootstrap_servers=platform.kafka.servers)
+    admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])
+    admin.close()
+    settings = platform.model_copy(
+        update={"kafka": platform.kafka.model_copy(update={"play_events_topic": topic})}
+    )
+    assert _timestamp_type(settings, topic) == "CreateTime"
+    services.ensure_topics(settings)
+    services.ensure_topics(settings)
+    assert _timestamp_type(settings, topic) == "LogAppendTime"
+    assert _timestamp_type(platform, platform.kafka.play_events_topic) == "LogAppendTime"
 
 
 def test_kafka_round_trip(platform):

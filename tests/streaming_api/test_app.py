@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 from fastapi.testclient import TestClient
 
+from encore import services
 from encore.events import PlayEventV1
-from encore.settings import Settings, settings_env
+from encore.settings import Settings
 from streaming_api.app import create_app
 from tests.conftest import free_port
 from tests.streaming_api.conftest import consume_all, with_topic
@@ -192,29 +188,15 @@ def test_openapi_documents_the_batch_limit(client: TestClient) -> None:
 
 
 def test_encore_api_serves_it(topic_settings: Settings) -> None:
-    port = free_port()
-    env = {**os.environ, **settings_env(topic_settings)}
-    server = subprocess.Popen(
-        [str(Path(sys.executable).parent / "encore"), "api", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+    settings = topic_settings.model_copy(
+        update={"api": topic_settings.api.model_copy(update={"port": free_port()})}
     )
-    try:
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                health = httpx.get(f"{base}/api/v1/health")
-                break
-            except httpx.TransportError:
-                assert server.poll() is None, server.stderr.read().decode()
-                assert time.monotonic() < deadline, "encore api did not answer in 30 s"
-                time.sleep(0.2)
+    with services.running(
+        settings, "api", instance="api-test-app", env={"ENCORE_DEVELOPMENT": "true"}
+    ) as api:
+        base = api.address(settings)
+        health = httpx.get(f"{base}/api/v1/health")
         assert health.json()["status"] == "ok"
         batch = [event(user_id="cli") for _ in range(20)]
         answer = httpx.post(f"{base}{URL}", json={"events": batch}, headers=service(topic_settings))
         assert answer.status_code == 202 and answer.json()["accepted"] == 20
-    finally:
-        server.terminate()
-        server.wait(timeout=15)

@@ -12,9 +12,9 @@ from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
-import httpx
 import pytest
 
+from encore import services
 from encore.events import PlayEventV1
 from encore.settings import Settings, settings_env
 from pipelines.simulation.traffic import (
@@ -34,6 +34,17 @@ CONFIG = SimulationConfig(seed=5, users=400, artists=100, duration=timedelta(hou
 ENCORE = str(Path(sys.executable).parent / "encore")
 
 
+# the API refuses its default secrets outside development mode
+DEVELOPMENT = {"ENCORE_DEVELOPMENT": "true"}
+
+
+def with_api_port(settings: Settings) -> Settings:
+    """``settings`` with the API on a free port of its own."""
+    return settings.model_copy(
+        update={"api": settings.api.model_copy(update={"port": free_port()})}
+    )
+
+
 def fresh_topic(platform: Settings) -> Settings:
     topic = f"test-sim-{uuid.uuid4().hex[:8]}"
     create_topic(platform, topic)
@@ -48,28 +59,9 @@ def fresh(platform: Settings) -> Settings:
 @pytest.fixture(scope="module")
 def served(platform: Settings) -> Iterator[tuple[Settings, str]]:
     """An ``encore api`` server writing to a topic of this module, and its URL."""
-    settings = fresh_topic(platform)
-    port = free_port()
-    server = subprocess.Popen(
-        [ENCORE, "api", "--port", str(port)],
-        env={**os.environ, **settings_env(settings)},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    base, deadline = f"http://127.0.0.1:{port}", time.monotonic() + 60
-    try:
-        while True:
-            try:
-                httpx.get(f"{base}/api/v1/health")
-                break
-            except httpx.TransportError:
-                assert server.poll() is None, server.stderr.read().decode()
-                assert time.monotonic() < deadline, "encore api did not answer in 60 s"
-                time.sleep(0.2)
-        yield settings, base
-    finally:
-        server.terminate()
-        server.wait(timeout=15)
+    settings = with_api_port(fresh_topic(platform))
+    with services.running(settings, "api", instance="api-sending", env=DEVELOPMENT) as api:
+        yield settings, api.address(settings)
 
 
 def read_n(settings: Settings, count: int, timeout_s: float = 30) -> list:
@@ -169,27 +161,12 @@ def test_post_to_api_retries_503_then_reports_failure(platform: Settings) -> Non
             "api": platform.api.model_copy(update={"produce_timeout_ms": 1000}),
         }
     )
-    port = free_port()
-    server = subprocess.Popen(
-        [ENCORE, "api", "--port", str(port)],
-        env={**os.environ, **settings_env(broken)},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        base, deadline = f"http://127.0.0.1:{port}", time.monotonic() + 60
-        while True:
-            try:
-                httpx.get(f"{base}/api/v1/health", timeout=10)
-                break
-            except httpx.TransportError:
-                assert time.monotonic() < deadline, "encore api did not answer in 60 s"
-                time.sleep(0.2)
+    broken = with_api_port(broken)
+    with services.running(broken, "api", instance="api-broken-kafka", env=DEVELOPMENT) as api:
         events = list(generate_events(SimulationConfig(users=50, max_events=10)))
         token = broken.api.service_token.get_secret_value()
-        report = post_to_api(base, token, events, batch_size=10, concurrency=1, max_retries=2)
-    finally:
-        server.terminate()
-        server.wait(timeout=15)
+        report = post_to_api(
+            api.address(broken), token, events, batch_size=10, concurrency=1, max_retries=2
+        )
     assert (report.sent, report.failed, report.retries, report.requests) == (0, 10, 2, 3)
     assert "HTTP 503" in report.errors[0]
