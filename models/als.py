@@ -62,24 +62,24 @@ class ALSRecommender(Recommender):
         show_progress: bool = False,
     ) -> Self:
         from implicit.cpu.als import AlternatingLeastSquares
-
-        p = self.params
-        self.model = AlternatingLeastSquares(
-            factors=int(p["factors"]),
-            regularization=float(p["regularization"]),
-            alpha=float(p["alpha"]),
-            iterations=int(p["iterations"]),
-            random_state=int(p["seed"]),
-            num_threads=int(p["num_threads"]),
-        )
         from threadpoolctl import threadpool_limits
 
+        p = self.params
         csr = check_csr(user_items)
-        # implicit's solver parallelises itself; a BLAS thread pool on top oversubscribes
+        # implicit's solver parallelises itself; a BLAS thread pool on top oversubscribes,
+        # and implicit warns about it when the model is built: pin BLAS to one thread for
+        # construction and fit alike (this is the library path the CLI and benchmarks use)
         with threadpool_limits(1, "blas"):
+            self.model = AlternatingLeastSquares(
+                factors=int(p["factors"]),
+                regularization=float(p["regularization"]),
+                alpha=float(p["alpha"]),
+                iterations=int(p["iterations"]),
+                random_state=int(p["seed"]),
+                num_threads=int(p["num_threads"]),
+            )
             self.model.fit(self._weighted(csr), show_progress=show_progress)
-        self.n_items = csr.shape[1]
-        self.fitted = True
+        self._fitted_on(user_items)
         return self
 
     @property
@@ -91,8 +91,5 @@ class ALSRecommender(Recommender):
         return None if self.model is None else np.asarray(self.model.user_factors)
 
     def score(self, userids: np.ndarray, user_items: sp.csr_matrix) -> np.ndarray:
-        if int(userids.max()) < self.model.user_factors.shape[0]:
-            users = self.model.user_factors[userids]
-        else:  # unseen users: solve their vectors from their rows, as implicit does
-            users = self.model.recalculate_user(np.arange(len(userids)), self._weighted(user_items))
-        return users @ self.model.item_factors.T
+        # user ids are rows of the fitted matrix (checked once, in Recommender.recommend)
+        return self.model.user_factors[userids] @ self.model.item_factors.T

@@ -5,6 +5,22 @@ turns it into whatever it learns from (log, BM25, binary, confidence alpha) thro
 own parameters, so one matrix feeds every model. Shapes follow implicit: ``recommend``
 takes one user id or an array of ids with the matching rows of ``user_items`` and returns
 ``(ids, scores)``, 1-d for one user and 2-d for many.
+
+Edge cases answer the same way for every model (implemented once, in
+:meth:`Recommender.recommend`):
+
+- **Unknown user**: a user id outside ``[0, n_users)`` of the fitted matrix raises
+  :class:`UnknownUserError` (an :class:`encore.errors.NotFoundError`) naming the user and
+  the matrix size. A listener who arrived after the fit is not a row of the model: refit,
+  or serve them the popularity fallback below with an empty history.
+- **Empty history**: a user whose row in ``user_items`` has no items gets the model's
+  fallback, the items ranked by how many users played them in the fitted matrix, with
+  those counts as scores, minus the filtered items. No model personalises
+  from nothing, and some would otherwise return arbitrary or random items.
+- **N larger than the catalogue**: no error; the arrays have ``min(N, n_items)`` columns
+  and, where filters leave fewer candidates, pad with id -1 and score -inf. ``N < 1``
+  raises :class:`ModelError`.
+- **Unknown item** in :meth:`Recommender.similar_items`: :class:`UnknownItemError`.
 """
 
 from __future__ import annotations
@@ -17,13 +33,21 @@ from typing import Any, ClassVar, Self
 import numpy as np
 import scipy.sparse as sp
 
-from encore.errors import EncoreError
+from encore.errors import EncoreError, NotFoundError
 
 WEIGHTINGS = ("none", "binary", "log", "bm25", "tfidf")
 
 
 class ModelError(EncoreError):
     """A recommender was misused: unfitted, wrong input type, unknown parameter."""
+
+
+class UnknownUserError(NotFoundError):
+    """A user id is not a row of the matrix the model was fitted on."""
+
+
+class UnknownItemError(NotFoundError):
+    """An item id is not a column of the matrix the model was fitted on."""
 
 
 def check_csr(user_items: Any, what: str = "user_items") -> sp.csr_matrix:
@@ -96,6 +120,10 @@ class Recommender(ABC):
 
     name: ClassVar[str] = "base"
     uses_item_features: ClassVar[bool] = False
+    # class-level defaults keep models pickled before these existed loadable: an unknown
+    # user count skips the user check, no popularity skips the empty-history fallback
+    n_users: int = -1
+    fallback_popularity: np.ndarray | None = None
 
     def __init__(self, **params: Any) -> None:
         self.params: dict[str, Any] = params
@@ -137,6 +165,33 @@ class Recommender(ABC):
         return (factors @ factors[itemid]) / (norms * norms[itemid])
 
     # --- the shared API -----------------------------------------------------------------
+    def _fitted_on(self, user_items: sp.spmatrix) -> None:
+        """Record what every model needs after a fit: the matrix size and the fallback."""
+        csr = check_csr(user_items)
+        self.n_users, self.n_items = (int(n) for n in csr.shape)
+        self.fallback_popularity = np.bincount(csr.indices, minlength=self.n_items).astype(
+            np.float32
+        )
+        self.fitted = True
+
+    def _check_users(self, userids: np.ndarray) -> None:
+        if self.n_users < 0 or len(userids) == 0:
+            return
+        bad = userids[(userids < 0) | (userids >= self.n_users)]
+        if len(bad):
+            raise UnknownUserError(
+                f"{self.name}: user id {int(bad[0])} is not in the fitted matrix "
+                f"({self.n_users} users x {self.n_items} items); expected 0..{self.n_users - 1}"
+            )
+
+    def _check_items(self, itemids: np.ndarray) -> None:
+        bad = itemids[(itemids < 0) | (itemids >= self.n_items)]
+        if len(bad):
+            raise UnknownItemError(
+                f"{self.name}: item id {int(bad[0])} is not in the fitted matrix "
+                f"({self.n_items} items); expected 0..{self.n_items - 1}"
+            )
+
     def _require_fitted(self) -> None:
         if not self.fitted:
             raise ModelError(f"{self.name} is not fitted; call fit(user_items) first")
@@ -162,12 +217,21 @@ class Recommender(ABC):
             items: rank only these item ids (e.g. cold-start candidates).
 
         Returns:
-            ``(ids, scores)``: shape ``(N,)`` for one id, ``(len(userid), N)`` for many;
-            fewer than ``N`` candidates pad with id -1 and score -inf.
+            ``(ids, scores)``: shape ``(min(N, n_items),)`` for one id,
+            ``(len(userid), min(N, n_items))`` for many; fewer candidates than that pad
+            with id -1 and score -inf. A user with an empty row gets the popularity
+            fallback (see the module docstring).
+
+        Raises:
+            UnknownUserError: a user id is not a row of the fitted matrix.
+            ModelError: unfitted model, ``N < 1``, or ``user_items`` of the wrong shape.
         """
         self._require_fitted()
+        if int(N) < 1:
+            raise ModelError(f"{self.name}: N must be at least 1; got {N}")
         single = np.isscalar(userid)
         userids = np.atleast_1d(np.asarray(userid, dtype=np.int64))
+        self._check_users(userids)
         rows = check_csr(user_items)
         if rows.shape[0] != len(userids):
             if rows.shape[0] > int(userids.max()):
@@ -182,6 +246,9 @@ class Recommender(ABC):
                 f"user_items has {rows.shape[1]} items; the model was fitted on {self.n_items}"
             )
         scores = np.asarray(self.score(userids, rows), dtype=np.float32)
+        empty = np.diff(rows.indptr) == 0
+        if empty.any() and self.fallback_popularity is not None:
+            scores[empty] = self.fallback_popularity
         if filter_already_liked_items:
             r, c = rows.nonzero()
             scores[r, c] = -np.inf
@@ -191,18 +258,25 @@ class Recommender(ABC):
             keep = np.zeros(self.n_items, dtype=bool)
             keep[np.asarray(items)] = True
             scores[:, ~keep] = -np.inf
-        ids, best = top_n(scores, N)
+        ids, best = top_n(scores, int(N))
         return (ids[0], best[0]) if single else (ids, best)
 
     def similar_items(self, itemid: int | np.ndarray, N: int = 10) -> tuple[np.ndarray, np.ndarray]:
-        """The ``N`` items most similar to ``itemid`` (the item itself first)."""
+        """The ``N`` items most similar to ``itemid`` (the item itself first).
+
+        ``N`` larger than the catalogue returns every item; an id outside the fitted
+        matrix raises :class:`UnknownItemError`.
+        """
         self._require_fitted()
+        if int(N) < 1:
+            raise ModelError(f"{self.name}: N must be at least 1; got {N}")
         single = np.isscalar(itemid)
         itemids = np.atleast_1d(np.asarray(itemid, dtype=np.int64))
+        self._check_items(itemids)
         scores = np.vstack([self.item_similarity(int(i)) for i in itemids]).astype(np.float32)
         # the item is most similar to itself, as in implicit
         scores[np.arange(len(itemids)), itemids] = np.inf
-        ids, best = top_n(scores, N)
+        ids, best = top_n(scores, int(N))
         best[:, 0] = np.where(ids[:, 0] == itemids, 1.0, best[:, 0])
         return (ids[0], best[0]) if single else (ids, best)
 

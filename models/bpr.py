@@ -58,8 +58,7 @@ class BPRRecommender(Recommender):
         )
         csr = check_csr(user_items)
         self.model.fit(weight(csr, p["weighting"]), show_progress=show_progress)
-        self.n_items = csr.shape[1]
-        self.fitted = True
+        self._fitted_on(user_items)
         return self
 
     @property

@@ -14,7 +14,6 @@ Three sources, one shape (:class:`InteractionDataset`):
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -22,6 +21,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from encore.errors import DatasetError
+from models.interactions import Events, InteractionDataset
 
 if TYPE_CHECKING:
     from encore.settings import Settings
@@ -29,47 +29,6 @@ if TYPE_CHECKING:
 HETREC_NAME = "hetrec-lastfm-2k"
 HETREC_FOLDER = "hetrec2011-lastfm-2k"
 DATASET_NAMES = (HETREC_NAME, "synthetic", "lake")
-
-
-@dataclass
-class Events:
-    """Event-level interactions (one row per play), for time-based splits."""
-
-    user_index: np.ndarray
-    item_index: np.ndarray
-    timestamp: np.ndarray
-    """Seconds since the epoch (float64)."""
-
-
-@dataclass
-class InteractionDataset:
-    """A users x items matrix of raw play counts plus what is known about the items."""
-
-    name: str
-    user_items: sp.csr_matrix
-    user_ids: np.ndarray
-    item_ids: np.ndarray
-    item_names: np.ndarray | None = None
-    item_features: sp.csr_matrix | None = None
-    """items x features (tag counts), or None."""
-    feature_names: np.ndarray | None = None
-    events: Events | None = None
-    lineage: dict = field(default_factory=dict)
-
-    @property
-    def shape(self) -> tuple[int, int]:
-        return self.user_items.shape
-
-    def describe(self) -> dict:
-        users, items = self.shape
-        return {
-            "name": self.name,
-            "users": int(users),
-            "items": int(items),
-            "interactions": int(self.user_items.nnz),
-            "density": float(self.user_items.nnz / max(users * items, 1)),
-            "item_features": 0 if self.item_features is None else self.item_features.shape[1],
-        }
 
 
 def file_sha256(path: Path) -> str:

@@ -69,8 +69,7 @@ class EASERecommender(Recommender):
             xt_m = np.asarray(x.T @ m)  # items x users
             self.diag_p = (1.0 - np.asarray(x.T.multiply(xt_m).sum(axis=1)).ravel()) / lam
             self.X, self.M, self.B = sp.csr_matrix(x), m, None
-        self.n_items = n_items
-        self.fitted = True
+        self._fitted_on(user_items)
         return self
 
     def score(self, userids: np.ndarray, user_items: sp.csr_matrix) -> np.ndarray:

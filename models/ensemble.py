@@ -64,8 +64,7 @@ class EnsembleRecommender(Recommender):
             self.weights[name] = weight
         if not self.models:
             raise ModelError("ensemble has no member with a non-zero weight")
-        self.n_items = csr.shape[1]
-        self.fitted = True
+        self._fitted_on(user_items)
         return self
 
     def member_scores(self, userids: np.ndarray, user_items: sp.csr_matrix) -> dict:

@@ -121,8 +121,7 @@ class Item2VecRecommender(Recommender):
         v0 = rng.standard_normal(n_items).astype(np.float32)
         u, s, _ = svds(sppmi.astype(np.float64), k=factors, v0=v0)
         self.vectors = (u * np.sqrt(s)).astype(np.float32)
-        self.n_items = n_items
-        self.fitted = True
+        self._fitted_on(user_items)
         return self
 
     @property

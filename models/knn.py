@@ -61,8 +61,7 @@ class ItemKNNRecommender(_SimilarityRecommender):
         sim = sp.csr_matrix((coo.data / denom, (coo.row, coo.col)), shape=gram.shape)
         # neighbours of target j are the k most similar sources: prune columns
         self.W = sp.csr_matrix(top_k_sparse(sim.T, int(self.params["k"])).T)
-        self.n_items = x.shape[1]
-        self.fitted = True
+        self._fitted_on(user_items)
         return self
 
 
@@ -97,8 +96,7 @@ class RP3BetaRecommender(_SimilarityRecommender):
         walk.setdiag(0)
         walk.eliminate_zeros()
         self.W = top_k_sparse(walk, int(self.params["k"]))
-        self.n_items = x.shape[1]
-        self.fitted = True
+        self._fitted_on(user_items)
         return self
 
 
@@ -132,6 +130,5 @@ class TagKNNRecommender(_SimilarityRecommender):
         sim.setdiag(0)
         sim.eliminate_zeros()
         self.W = sp.csr_matrix(top_k_sparse(sim.T, int(self.params["k"])).T)
-        self.n_items = x.shape[1]
-        self.fitted = True
+        self._fitted_on(user_items)
         return self

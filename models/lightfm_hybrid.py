@@ -104,8 +104,7 @@ class LightFMRecommender(Recommender):
         )
         self._item_bias, self._item_vectors = self.model.get_item_representations(features)
         _, self._user_vectors = self.model.get_user_representations()
-        self.n_items = csr.shape[1]
-        self.fitted = True
+        self._fitted_on(user_items)
         return self
 
     @property

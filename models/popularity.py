@@ -30,8 +30,7 @@ class PopularityRecommender(Recommender):
             self.popularity = np.diff(csr.tocsc().indptr).astype(np.float32)
         else:
             self.popularity = np.asarray(csr.sum(axis=0)).ravel().astype(np.float32)
-        self.n_items = csr.shape[1]
-        self.fitted = True
+        self._fitted_on(user_items)
         return self
 
     def score(self, userids: np.ndarray, user_items: sp.csr_matrix) -> np.ndarray:

@@ -18,8 +18,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from models import create_recommender
-from models.datasets import InteractionDataset, fingerprint
+from models.datasets import fingerprint
 from models.evaluation import evaluate
+from models.interactions import InteractionDataset
 from models.splits import cold_item_split, holdout_split, time_split
 from models.tuning import tune_ensemble_weights, tune_model, validation_split
 

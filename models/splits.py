@@ -14,7 +14,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from encore.errors import DatasetError
-from models.datasets import Events
+from models.interactions import Events
 
 
 def _check(user_items: sp.spmatrix) -> sp.csr_matrix:

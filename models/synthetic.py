@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from models.datasets import Events, InteractionDataset
+from models.interactions import Events, InteractionDataset
 
 
 def generate(

@@ -13,9 +13,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from models import create_recommender
-from models.datasets import InteractionDataset, fingerprint, load_dataset
+from models.datasets import fingerprint, load_dataset
 from models.evaluation import evaluate
 from models.index import IndexConfig, ItemIndex, measure
+from models.interactions import InteractionDataset
 from models.splits import holdout_split, time_split
 from models.tuning import tune_model, validation_split
 

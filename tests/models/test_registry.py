@@ -17,7 +17,7 @@ import pytest
 from mlflow import MlflowClient
 
 from encore.settings import REPO_ROOT, Settings
-from models.datasets import InteractionDataset
+from models.interactions import InteractionDataset
 from models.registry import git_commit
 from models.synthetic import generate
 from models.training import train
