@@ -7,12 +7,17 @@ Heavy imports (implicit, lightfm, faiss, mlflow) happen inside the commands so t
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
 
 from encore.parts import DemoStep, Part
+
+if TYPE_CHECKING:
+    from rich.status import Status
 
 console = Console(stderr=True)
 
@@ -43,61 +48,42 @@ def evaluate_command(
     """Run the offline protocol: tune on validation, score once on test, mean over seeds."""
     from encore.errors import EncoreError
     from encore.settings import get_settings
-    from models.datasets import load_dataset
-    from models.protocol import ProtocolConfig, merge_results, run_protocol
+    from models.protocol import ProtocolConfig, run_evaluation
 
-    settings = get_settings()
-    if merge:
-        results = merge_results([json.loads(Path(p).read_text()) for p in merge.split(",")])
-        _write(results, out, k)
-        return
+    config = ProtocolConfig(
+        models=_split_names(models),
+        seeds=[int(s) for s in _split_names(seeds)],
+        test_fraction=test_fraction,
+        k=k,
+        trials=trials,
+        cold_start=cold_start,
+        model_trials={n: int(v) for n, v in (p.split("=") for p in _split_names(model_trials))},
+    )
     try:
-        with console.status(f"loading {dataset}"):
-            data = load_dataset(dataset, settings)
-        console.print(f"dataset: {data.describe()}")
-        config = ProtocolConfig(
-            models=_split_names(models),
-            seeds=[int(s) for s in seeds.split(",")],
-            test_fraction=test_fraction,
-            k=k,
-            trials=trials,
-            split="time" if dataset == "lake" else "holdout",
-            cold_start=cold_start,
-            model_trials={
-                n.strip(): int(v) for n, v in (p.split("=") for p in model_trials.split(",") if p)
-            },
-        )
         with console.status("evaluating") as status:
-
-            def report(message: str) -> None:
-                status.update(message)
-                console.print(f"  {message}")
-
-            results = run_protocol(data, config, report)
+            outcome = run_evaluation(
+                get_settings(),
+                dataset,
+                config,
+                out,
+                merge=[Path(p) for p in _split_names(merge)],
+                report=_reporter(status),
+            )
     except EncoreError as error:
         console.print(f"[red]error:[/red] {error}")
         raise typer.Exit(code=1) from error
-    _write(results, out, k)
+    typer.echo(outcome.text)
+    console.print(f"wrote {' and '.join(str(path) for path in outcome.written)}")
 
 
-def _write(results: dict, out: Path, k: int) -> None:
-    """Write the JSON and the markdown table, print the table and the quality goal."""
-    from models import BASELINES
-    from models.protocol import markdown_table, relative_gain
+def _reporter(status: Status) -> Callable[[str], None]:
+    """Progress for the library: the spinner shows the latest line, the log keeps all."""
 
-    results["goal"] = relative_gain(results, BASELINES, k)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=2, default=float))
-    table = markdown_table(results, k)
-    out.with_suffix(".md").write_text(table + "\n")
-    typer.echo(table)
-    if results["goal"]:
-        goal = results["goal"]
-        typer.echo(
-            f"\nbest model {goal['best_model']} {goal['best_model_ndcg']:.4f} vs best baseline "
-            f"{goal['best_baseline']} {goal['best_baseline_ndcg']:.4f}: {goal['gain']:+.1%}"
-        )
-    console.print(f"wrote {out} and {out.with_suffix('.md')}")
+    def report(message: str) -> None:
+        status.update(message)
+        console.print(f"  {message}")
+
+    return report
 
 
 def train_command(
@@ -114,16 +100,10 @@ def train_command(
     from encore.settings import get_settings
     from models.training import train
 
-    settings = get_settings()
     try:
         with console.status(f"training {model}") as status:
-
-            def report(message: str) -> None:
-                status.update(message)
-                console.print(f"  {message}")
-
             result = train(
-                settings,
+                get_settings(),
                 model,
                 dataset,
                 params=json.loads(params),
@@ -131,25 +111,12 @@ def train_command(
                 seed=seed,
                 register=register,
                 registered_name=name or None,
-                report=report,
+                report=_reporter(status),
             )
     except (EncoreError, json.JSONDecodeError) as error:
         console.print(f"[red]error:[/red] {error}")
         raise typer.Exit(code=1) from error
-    metrics = {k: round(v, 4) for k, v in result.metrics.items() if "@" in k}
-    typer.echo(
-        json.dumps(
-            {
-                "model": model,
-                "params": result.params,
-                "metrics": metrics,
-                "faiss": result.index_metrics,
-                "registered": result.registered.__dict__ if result.registered else None,
-            },
-            indent=2,
-            default=str,
-        )
-    )
+    typer.echo(json.dumps(result.summary(), indent=2, default=str))
 
 
 def demo_step(settings: object) -> None:

@@ -10,19 +10,24 @@ by time instead (see :func:`models.splits.time_split`).
 
 from __future__ import annotations
 
+import json
 import platform
 import statistics
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from models import create_recommender
-from models.datasets import fingerprint
+from models.datasets import fingerprint, load_dataset
 from models.evaluation import evaluate
 from models.interactions import InteractionDataset
 from models.splits import cold_item_split, holdout_split, time_split
 from models.tuning import tune_ensemble_weights, tune_model, validation_split
+
+if TYPE_CHECKING:
+    from encore.settings import Settings
 
 # Default Optuna trials per model: cheap models get more; LightFM (tens of seconds a fit)
 # fewer. Scaled by the `trials` multiplier of run_protocol.
@@ -209,6 +214,72 @@ def _cold_start(dataset, config, seed, tuned, runs, chosen, report) -> None:
         runs.setdefault(name, []).append(metrics)
         chosen.setdefault(name, []).append(params)
         report(f"seed {seed}: {name} ndcg@{config.k}={metrics[f'ndcg@{config.k}']:.4f}")
+
+
+@dataclass
+class EvaluationOutcome:
+    """What one ``encore evaluate`` produced: the document, its table and where they went."""
+
+    results: dict[str, Any]
+    text: str
+    """The markdown table, then the quality-goal line when there is a baseline to beat."""
+    written: tuple[Path, Path]
+    """The JSON document and the markdown table beside it."""
+
+
+def split_for(dataset: InteractionDataset) -> str:
+    """``time`` for the lake (real listening order), ``holdout`` for everything else."""
+    return "time" if dataset.name == "lake" and dataset.events is not None else "holdout"
+
+
+def run_evaluation(
+    settings: Settings,
+    dataset: str,
+    config: ProtocolConfig,
+    out: Path,
+    merge: Sequence[Path] = (),
+    report: Report = lambda _: None,
+) -> EvaluationOutcome:
+    """``encore evaluate``: load, run the protocol (or merge earlier runs), write, summarise.
+
+    Args:
+        dataset: a name :func:`models.datasets.load_dataset` knows; its split (time for
+            the lake, holdout otherwise) overrides ``config.split``.
+        merge: result files of the same protocol on other seeds; when given, nothing is
+            run and ``dataset`` is not loaded.
+        out: the JSON document; the markdown table goes beside it (``.md``).
+
+    Raises:
+        DatasetError: the dataset is unknown or cannot be loaded.
+    """
+    if merge:
+        results = merge_results([json.loads(Path(path).read_text()) for path in merge])
+    else:
+        report(f"loading {dataset}")
+        data = load_dataset(dataset, settings)
+        report(f"dataset: {data.describe()}")
+        results = run_protocol(data, replace(config, split=split_for(data)), report)
+    return write_results(results, out, config.k)
+
+
+def write_results(results: dict[str, Any], out: Path, k: int = 10) -> EvaluationOutcome:
+    """Add the quality goal (best model vs best baseline), write the JSON and the table."""
+    from models import BASELINES
+
+    results["goal"] = relative_gain(results, BASELINES, k)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2, default=float))
+    table = markdown_table(results, k)
+    table_path = out.with_suffix(".md")
+    table_path.write_text(table + "\n")
+    text = table
+    if goal := results["goal"]:
+        text += (
+            f"\n\nbest model {goal['best_model']} {goal['best_model_ndcg']:.4f} vs best "
+            f"baseline {goal['best_baseline']} {goal['best_baseline_ndcg']:.4f}: "
+            f"{goal['gain']:+.1%}"
+        )
+    return EvaluationOutcome(results, text, (out, table_path))
 
 
 def _cpus() -> int:

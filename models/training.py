@@ -17,6 +17,7 @@ from models.datasets import fingerprint, load_dataset
 from models.evaluation import evaluate
 from models.index import IndexConfig, ItemIndex, measure
 from models.interactions import InteractionDataset
+from models.protocol import split_for
 from models.splits import holdout_split, time_split
 from models.tuning import tune_model, validation_split
 
@@ -37,10 +38,20 @@ class TrainingResult:
     index_metrics: dict[str, Any] = field(default_factory=dict)
     registered: RegisteredVersion | None = None
 
+    def summary(self) -> dict[str, Any]:
+        """What ``encore train`` prints: parameters, test metrics, index, registration."""
+        return {
+            "model": self.model.name,
+            "params": self.params,
+            "metrics": {k: round(v, 4) for k, v in self.metrics.items() if "@" in k},
+            "faiss": self.index_metrics,
+            "registered": self.registered.__dict__ if self.registered else None,
+        }
+
 
 def split_for_training(dataset: InteractionDataset, seed: int = 0, test_fraction: float = 0.1):
     """The evaluation split: by time for datasets with events from the lake, else random."""
-    if dataset.name == "lake" and dataset.events is not None:
+    if split_for(dataset) == "time":
         train, test, _ = time_split(dataset.events, dataset.shape, test_fraction)
         return train, test
     return holdout_split(dataset.user_items, test_fraction, seed=seed)
