@@ -114,7 +114,7 @@ def start_api(settings: Settings, workers: int) -> tuple[subprocess.Popen, str]:
     port = free_port()
     server = subprocess.Popen(
         [ENCORE, "api", "--port", str(port), "--workers", str(workers)],
-        env={**os.environ, **settings_env(settings)},
+        env={**os.environ, **settings_env(settings), "ENCORE_DEVELOPMENT": "true"},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )

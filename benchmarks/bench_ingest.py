@@ -127,7 +127,7 @@ def start_api(settings) -> tuple[subprocess.Popen, str]:
     port = settings.api.port
     server = subprocess.Popen(
         [ENCORE, "api", "--port", str(port)],
-        env={**os.environ, **settings_env(settings)},
+        env={**os.environ, **settings_env(settings), "ENCORE_DEVELOPMENT": "true"},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,

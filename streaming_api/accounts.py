@@ -1,14 +1,18 @@
 """Listener accounts in PostgreSQL: the minimum the playback-event API needs.
 
 One table, ``accounts`` (created at startup if missing): a generated ``user_id`` (what events
-and JWTs carry), a unique ``username`` and an scrypt password hash. The full accounts work
+and JWTs carry), a unique ``username`` and an scrypt password hash. A login with an unknown
+username is checked against a dummy hash of the same cost, so that it takes as long as a
+wrong password and the answer's timing does not reveal which usernames exist. The full accounts work
 (profiles, subscriptions) is a later issue and extends this table.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
+import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -38,6 +42,12 @@ USERNAME = re.compile(r"^[A-Za-z0-9_.\-]{3,64}$")
 MIN_PASSWORD_LENGTH = 8
 
 
+@functools.cache
+def dummy_password_hash() -> str:
+    """A hash of a random password with the same scrypt parameters as real ones (made once)."""
+    return hash_password(secrets.token_urlsafe(24))
+
+
 @dataclass(frozen=True)
 class Account:
     user_id: str
@@ -63,6 +73,7 @@ class AccountStore:
             connect_args={"connect_timeout": 5},
         )
         self._schema_ready = False
+        dummy_password_hash()  # at start-up, not in the first unknown user's login
 
     def ensure_schema(self) -> None:
         """Create the accounts table if it does not exist (idempotent)."""
@@ -124,7 +135,9 @@ class AccountStore:
                 ).first()
         except OperationalError as error:
             raise UnavailableError(f"PostgreSQL at {self.dsn} is unreachable") from error
-        if row is None or not verify_password(password, row.password_hash):
+        # one scrypt whether or not the username exists: the same time for both answers
+        stored = row.password_hash if row is not None else dummy_password_hash()
+        if not verify_password(password, stored) or row is None:
             raise AuthenticationError("unknown username or wrong password")
         return Account(user_id=row.user_id, username=username)
 

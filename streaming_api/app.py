@@ -4,6 +4,7 @@ This issue brings the playback-event path (``POST /api/v1/playback-events``), mi
 accounts and token issue, and a health check. The Kafka producer and the database engine are
 created in ``lifespan``, never at import. Every ``EncoreError`` becomes a status code in one
 handler (``STATUS_BY_ERROR``); error bodies are ``{"detail": str, "errors": [...]}``.
+``create_app`` refuses the built-in default secrets unless ``settings.development`` is on.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from fastapi.responses import JSONResponse
 from encore.errors import ContractError, EncoreError, NotFoundError
 from encore.settings import Settings, get_settings
 from streaming_api.accounts import AccountStore
+from streaming_api.auth import check_secrets
 from streaming_api.errors import (
     AuthenticationError,
     ConflictError,
@@ -98,8 +100,13 @@ async def handle_request_validation(
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    """The API, configured by ``settings`` (default: the process settings)."""
+    """The API, configured by ``settings`` (default: the process settings).
+
+    Raises:
+        ConfigurationError: a built-in default secret outside development (``check_secrets``).
+    """
     settings = settings or get_settings()
+    check_secrets(settings)
     app = FastAPI(
         title="Encore streaming API",
         version="1.0.0",

@@ -4,6 +4,9 @@ A bearer token is either ``settings.api.service_token`` (compared in constant ti
 may post events for any user, or a listener JWT (HS256, signed with
 ``settings.api.jwt_secret``, ``sub`` = the listener's ``user_id``), which may post only that
 listener's events. Passwords are hashed with scrypt from the standard library.
+
+Both secrets have built-in defaults so that a checkout runs as it is; ``check_secrets``
+refuses them (and a JWT secret too short for HS256) unless ``settings.development`` is on.
 """
 
 from __future__ import annotations
@@ -17,13 +20,16 @@ from dataclasses import dataclass
 
 import jwt
 
-from encore.settings import Settings
+from encore.errors import ConfigurationError
+from encore.settings import ApiSettings, Settings
 from streaming_api.errors import AuthenticationError, PermissionDeniedError
 
 # scrypt cost: n=2**14, r=8 takes ~16 MiB and a few tens of ms, the interactive-login
 # setting recommended by the scrypt paper and OWASP.
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
 JWT_ALGORITHM = "HS256"
+# RFC 7518 section 3.2: an HS256 key must be at least as long as the hash output
+JWT_SECRET_MIN_BYTES = 32
 
 
 @dataclass(frozen=True)
@@ -77,6 +83,37 @@ def verify_password(password: str, stored: str) -> bool:
         dklen=len(expected),
     )
     return hmac.compare_digest(actual, expected)
+
+
+def check_secrets(settings: Settings) -> None:
+    """Refuse to serve with a built-in default secret or a short JWT secret.
+
+    Skipped when ``settings.development`` is on (the tests, the demo, a developer's machine).
+
+    Raises:
+        ConfigurationError: one line naming the settings to set.
+    """
+    if settings.development:
+        return
+    defaults = ApiSettings()
+    problems = []
+    token = settings.api.service_token.get_secret_value()
+    if token == defaults.service_token.get_secret_value():
+        problems.append("ENCORE_API__SERVICE_TOKEN (the built-in default is in use)")
+    elif not token:
+        problems.append("ENCORE_API__SERVICE_TOKEN (it is empty)")
+    secret = settings.api.jwt_secret.get_secret_value()
+    rule = f"at least {JWT_SECRET_MIN_BYTES} bytes"
+    if secret == defaults.jwt_secret.get_secret_value():
+        problems.append(f"ENCORE_API__JWT_SECRET ({rule}; the built-in default is in use)")
+    elif len(secret.encode()) < JWT_SECRET_MIN_BYTES:
+        problems.append(f"ENCORE_API__JWT_SECRET ({rule}; it has {len(secret.encode())})")
+    if problems:
+        raise ConfigurationError(
+            "the API refuses to start with default or weak secrets: set "
+            + " and ".join(problems)
+            + ", or set ENCORE_DEVELOPMENT=true for local development"
+        )
 
 
 def issue_token(settings: Settings, user_id: str) -> str:

@@ -25,9 +25,16 @@ def register(app: typer.Typer) -> None:
         """Serve the streaming API (playback events, accounts); docs at /docs."""
         import uvicorn
 
+        from encore.errors import ConfigurationError
         from encore.settings import get_settings
+        from streaming_api.auth import check_secrets
 
         settings = get_settings()
+        try:  # here too, so that the refusal is one line, not a worker's traceback
+            check_secrets(settings)
+        except ConfigurationError as error:
+            typer.echo(f"error: {error}", err=True)
+            raise typer.Exit(code=1) from None
         uvicorn.run(
             "streaming_api.app:create_app",
             factory=True,

@@ -1,4 +1,4 @@
-"""Tokens and passwords (no services)."""
+"""Tokens, passwords and the secrets the API refuses (no services)."""
 
 from __future__ import annotations
 
@@ -6,10 +6,13 @@ import jwt
 import pytest
 from pydantic import SecretStr
 
+from encore.errors import ConfigurationError
 from encore.settings import Settings
 from streaming_api.auth import (
+    JWT_SECRET_MIN_BYTES,
     Principal,
     authenticate,
+    check_secrets,
     hash_password,
     issue_token,
     verify_password,
@@ -69,3 +72,40 @@ def test_listener_may_post_only_own_events() -> None:
     with pytest.raises(PermissionDeniedError, match="u2"):
         listener.check_may_post_for({"u1", "u2"})
     Principal(kind="service").check_may_post_for({"u1", "u2"})
+
+
+def api_settings(development: bool, **api: str) -> Settings:
+    # explicit values win over ENCORE_* variables a platform fixture may have exported
+    return Settings(development=development, api=api)
+
+
+def test_default_secrets_are_refused_outside_development() -> None:
+    with pytest.raises(ConfigurationError) as refused:
+        check_secrets(api_settings(development=False))
+    message = str(refused.value)
+    assert "\n" not in message
+    assert "ENCORE_API__SERVICE_TOKEN" in message and "ENCORE_API__JWT_SECRET" in message
+    assert f"at least {JWT_SECRET_MIN_BYTES} bytes" in message
+    assert "ENCORE_DEVELOPMENT=true" in message
+
+
+def test_each_default_secret_is_named_alone() -> None:
+    with pytest.raises(ConfigurationError) as refused:
+        check_secrets(api_settings(development=False, jwt_secret="k" * 32))
+    assert "ENCORE_API__SERVICE_TOKEN" in str(refused.value)
+    assert "ENCORE_API__JWT_SECRET" not in str(refused.value)
+    with pytest.raises(ConfigurationError) as refused:
+        check_secrets(api_settings(development=False, service_token="svc-token"))
+    assert "ENCORE_API__JWT_SECRET" in str(refused.value)
+    assert "ENCORE_API__SERVICE_TOKEN" not in str(refused.value)
+
+
+def test_a_short_jwt_secret_is_refused_outside_development() -> None:
+    short = api_settings(development=False, service_token="svc-token", jwt_secret="k" * 31)
+    with pytest.raises(ConfigurationError, match=r"ENCORE_API__JWT_SECRET.*it has 31"):
+        check_secrets(short)
+
+
+def test_explicit_secrets_or_development_are_accepted() -> None:
+    check_secrets(api_settings(development=False, service_token="svc", jwt_secret="k" * 32))
+    check_secrets(api_settings(development=True))
