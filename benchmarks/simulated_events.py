@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from pipelines.simulation.traffic import SimulationConfig, generate_events
+from pipelines.simulation import SimulationConfig, generate_events
 
 
 def simulated_events(count: int, *, seed: int, days: int) -> list[dict]:

@@ -89,7 +89,7 @@ def trending_top(
 
 def run_demo_step(settings: Settings) -> None:
     """Stream a simulated hour through the API and the pipeline; print what landed."""
-    from pipelines.simulation.traffic import (
+    from pipelines.simulation import (
         FaultStats,
         SimulationConfig,
         generate_events,

@@ -4,17 +4,13 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
-from enum import StrEnum
 
 import typer
 
+from pipelines.simulation.run import Target
+
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)([dhms])")
 _UNITS = {"d": "days", "h": "hours", "m": "minutes", "s": "seconds"}
-
-
-class Target(StrEnum):
-    api = "api"
-    kafka = "kafka"
 
 
 def parse_duration(text: str) -> timedelta:
@@ -75,79 +71,49 @@ def register(app: typer.Typer) -> None:
 
         from encore.errors import EncoreError
         from encore.settings import get_settings
-        from pipelines.simulation.traffic import (
-            FaultStats,
-            SimulationConfig,
-            generate_events,
-            inject_faults,
-            post_to_api,
-            send_to_kafka,
-        )
+        from pipelines.simulation import SimulationConfig, SimulationOptions, run_simulation
 
         console = Console(stderr=True)
         settings = get_settings()
         try:
-            config = SimulationConfig(
-                seed=seed,
-                start=parse_start(start),
-                duration=parse_duration(duration),
-                users=users,
-                artists=artists,
-                dataset=dataset,
-                max_events=max_events,
+            options = SimulationOptions(
+                config=SimulationConfig(
+                    seed=seed,
+                    start=parse_start(start),
+                    duration=parse_duration(duration),
+                    users=users,
+                    artists=artists,
+                    dataset=dataset,
+                    max_events=max_events,
+                ),
+                target=target,
+                duplicates=duplicates,
+                malformed=malformed,
+                rate=rate,
+                api_url=api_url,
+                batch_size=batch_size,
+                concurrency=concurrency,
             )
-            stats = FaultStats()
-            records = inject_faults(generate_events(config), duplicates, malformed, seed, stats)
             with Progress(
                 SpinnerColumn(),
                 TextColumn("[bold]{task.description}"),
                 TextColumn("{task.completed:,.0f} records"),
-                TextColumn("{task.fields[rate]}"),
                 TimeElapsedColumn(),
                 console=console,
-                transient=False,
             ) as progress:
-                task = progress.add_task(f"sending to {target.value}", total=None, rate="")
-
-                def advance(n: int) -> None:
-                    progress.advance(task, n)
-                    elapsed = progress.tasks[task].elapsed or 0
-                    if elapsed:
-                        done = progress.tasks[task].completed
-                        progress.update(task, rate=f"{done / elapsed:,.0f}/s")
-
-                if target is Target.kafka:
-                    report = send_to_kafka(
-                        settings, records, rate=rate, progress=advance, faults=stats
-                    )
-                else:
-                    base_url = api_url or f"http://{settings.api.host}:{settings.api.port}"
-                    report = post_to_api(
-                        base_url,
-                        settings.api.service_token.get_secret_value(),
-                        records,
-                        batch_size=batch_size,
-                        concurrency=concurrency,
-                        rate=rate,
-                        progress=advance,
-                        faults=stats,
-                    )
+                task = progress.add_task(f"sending to {target.value}", total=None)
+                report = run_simulation(
+                    settings, options, progress=lambda n: progress.advance(task, n)
+                )
         except EncoreError as error:
             console.print(f"[red]error:[/red] {error}")
             raise typer.Exit(code=1) from error
 
-        table = Table("simulated", "value", title=f"simulation -> {report.target}")
-        table.add_row("valid events", f"{stats.valid:,}")
-        table.add_row("duplicates re-sent", f"{report.duplicates:,}")
-        table.add_row("malformed added", f"{report.malformed:,}")
-        table.add_row("sent (acknowledged)", f"{report.sent:,}")
-        table.add_row("rejected by API (422)", f"{report.rejected:,}")
-        table.add_row("failed", f"{report.failed:,}")
-        table.add_row("retries", f"{report.retries:,}")
-        table.add_row("elapsed", f"{report.elapsed_s:.1f} s")
-        table.add_row("events/s", f"{report.events_per_s:,.0f}")
+        table = Table("simulated", "value", title=f"simulation -> {report.sent.target}")
+        for what, value in report.rows():
+            table.add_row(what, value)
         Console().print(table)
-        for error in report.errors:
+        for error in report.sent.errors:
             console.print(f"[yellow]error:[/yellow] {error}")
-        if report.failed:
+        if not report.ok:
             raise typer.Exit(code=1)

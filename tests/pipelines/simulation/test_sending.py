@@ -17,7 +17,7 @@ import pytest
 from encore import services
 from encore.events import PlayEventV1
 from encore.settings import Settings, settings_env
-from pipelines.simulation.traffic import (
+from pipelines.simulation import (
     FaultStats,
     SimulationConfig,
     generate_events,

@@ -1,30 +1,20 @@
-"""The traffic simulator: determinism, realism, faults, HetRec conversion (no services)."""
+"""The listening model: determinism, realism, the HetRec population (no services)."""
 
 from __future__ import annotations
 
 import itertools
-import json
-import time
 from collections import Counter, defaultdict
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
-from pydantic import ValidationError
+import typer
 
-from encore.errors import ConfigurationError, DatasetError, EncoreError
+from encore.errors import ConfigurationError, DatasetError
 from encore.events import PlayEventV1
+from pipelines.simulation import SimulationConfig, generate_events
 from pipelines.simulation.cli import parse_duration
-from pipelines.simulation.traffic import (
-    COUNTRIES,
-    MALFORMED_KINDS,
-    FaultStats,
-    SimulationConfig,
-    generate_events,
-    inject_faults,
-    paced,
-    post_to_api,
-)
+from pipelines.simulation.population import COUNTRIES
 
 HOUR = SimulationConfig(seed=7, users=3000, artists=500, duration=timedelta(hours=1))
 DAY = SimulationConfig(seed=3, users=400, artists=300, duration=timedelta(days=1))
@@ -119,41 +109,6 @@ def test_listening_follows_local_time_of_day(day: list[dict]) -> None:
     assert evening > 4 * night
 
 
-def test_faults_come_in_the_asked_fractions(hour: list[dict]) -> None:
-    stats = FaultStats()
-    out = list(inject_faults(hour, duplicates=0.1, malformed=0.05, seed=1, stats=stats))
-    n = len(hour)
-    assert stats.valid == n and len(out) == n + stats.duplicates + stats.malformed
-    assert 0.08 * n < stats.duplicates < 0.12 * n
-    assert 0.035 * n < stats.malformed < 0.065 * n
-    assert set(stats.malformed_kinds) == set(MALFORMED_KINDS)
-    assert out == list(inject_faults(hour, duplicates=0.1, malformed=0.05, seed=1))
-
-    valid_ids = Counter(e["event_id"] for e in hour)
-    seen: Counter[str] = Counter()
-    malformed = 0
-    for item in out:
-        if isinstance(item, dict) and item.get("event_id") in valid_ids and item in hour:
-            seen[item["event_id"]] += 1
-            continue
-        malformed += 1
-        with pytest.raises((ValidationError, ValueError)):
-            if isinstance(item, bytes):
-                PlayEventV1.model_validate_json(item)
-            else:
-                PlayEventV1.model_validate(item)
-    assert malformed == stats.malformed
-    assert set(seen) == set(valid_ids)  # every valid event is sent at least once
-    assert sum(seen.values()) - len(seen) == stats.duplicates
-    assert all(count <= 2 for count in seen.values())
-
-
-def test_no_faults_pass_records_through(hour: list[dict]) -> None:
-    assert list(inject_faults(hour[:100])) == hour[:100]
-    with pytest.raises(ConfigurationError):
-        list(inject_faults(hour[:1], duplicates=1.5))
-
-
 def write_hetrec(root: Path, rows: list[tuple[int, int, int]]) -> Path:
     folder = root / "hetrec2011-lastfm-2k"
     folder.mkdir(parents=True)
@@ -205,22 +160,7 @@ def test_config_and_duration_parsing() -> None:
     assert parse_duration("1h30m") == timedelta(minutes=90)
     assert parse_duration("2d") == timedelta(days=2)
     assert parse_duration("45s") == timedelta(seconds=45)
+    assert parse_duration("2.5m") == timedelta(seconds=150)
+    with pytest.raises(typer.BadParameter):
+        parse_duration("1h30")
     assert len(list(generate_events(SimulationConfig(users=500, max_events=50)))) == 50
-    assert json.dumps(next(generate_events(SimulationConfig(users=50, duration=timedelta(days=1)))))
-    assert SimulationConfig().start.tzinfo is UTC
-
-
-def test_rate_paces_records() -> None:
-    started = time.monotonic()
-    assert list(paced(range(51), rate=100)) == list(range(51))
-    assert time.monotonic() - started >= 0.49
-    started = time.monotonic()
-    assert len(list(paced(range(10_000), rate=None))) == 10_000
-    assert time.monotonic() - started < 0.5
-
-
-def test_post_to_api_fails_fast_when_nothing_listens() -> None:
-    from tests.conftest import free_port
-
-    with pytest.raises(EncoreError, match="unreachable"):
-        post_to_api(f"http://127.0.0.1:{free_port()}", "token", [{"x": 1}])
