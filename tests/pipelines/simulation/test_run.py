@@ -15,4 +15,3 @@ from pipelines.simulation import SimulationOptions
 def test_options_out_of_range_are_refused_before_anything_runs(bad: dict) -> None:
     with pytest.raises(ConfigurationError, match=next(iter(bad))):
         SimulationOptions(**bad)
-
