@@ -33,7 +33,6 @@ import platform
 import shutil
 import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -121,28 +120,19 @@ def cpu_by_component(groups: dict[str, int]) -> dict[str, float]:
     return dict(totals)
 
 
-def start_api(settings) -> tuple[subprocess.Popen, str]:
-    from encore.settings import settings_env
+def start_api(settings) -> tuple[int, str]:
+    """The registered ``api`` service through the supervisor (``services.down`` stops it)."""
+    from encore import services, supervisor
 
-    port = settings.api.port
-    server = subprocess.Popen(
-        [ENCORE, "api", "--port", str(port)],
-        env={**os.environ, **settings_env(settings), "ENCORE_DEVELOPMENT": "true"},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
+    api = services.registry()["api"]
+    pid = supervisor.start(
+        settings.home,
+        api.name,
+        api.command(settings),
+        env={**os.environ, **api.env(settings), "ENCORE_DEVELOPMENT": "true"},
     )
-    base, deadline = f"http://127.0.0.1:{port}", time.monotonic() + 90
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{base}/api/v1/health", timeout=2).status_code == 200:
-                return server, base
-        except httpx.TransportError:
-            pass
-        if server.poll() is not None:
-            raise SystemExit("encore api exited during start-up")
-        time.sleep(0.3)
-    raise SystemExit("encore api did not become healthy in 90 s")
+    supervisor.wait_healthy(settings.home, api.name, lambda: api.healthy(settings), pid, 90)
+    return pid, api.address(settings)
 
 
 # --------------------------------------------------------------------------- load
@@ -367,10 +357,10 @@ def main() -> None:
 
         print(f"throughput: {args.events} events, {args.clients} clients ...", flush=True)
         groups = {
-            "api": server.pid,
+            "api": server,
             "flink job": control.running_pid(settings),
-            "kafka": services.recorded_pid(settings, "kafka"),
-            "redis": services.recorded_pid(settings, "redis"),
+            "kafka": services.running_pid(settings, "kafka"),
+            "redis": services.running_pid(settings, "redis"),
         }
         cpu_before = cpu_by_component(groups)
         batches = [load[i : i + args.batch_size] for i in range(0, len(load), args.batch_size)]
@@ -423,8 +413,7 @@ def main() -> None:
         result["load_1m_after"] = os.getloadavg()[0]
     finally:
         if server is not None:
-            os.killpg(server.pid, 15)
-            server.wait(timeout=30)
+            services.down(settings, ["api"])
         control.stop(settings, timeout_s=20)
         services.down(settings, ["kafka", "redis"])
         if not args.keep:

@@ -45,6 +45,7 @@ __all__ = [
     "port_open",
     "registry",
     "running",
+    "running_pid",
     "status",
     "up",
 ]
@@ -208,6 +209,11 @@ def running(
         stop_timeout_s=service.stop_timeout_s,
     ):
         yield service
+
+
+def running_pid(settings: Settings, name: str) -> int | None:
+    """The pid of ``name`` as we started it, if that very process still runs."""
+    return supervisor.running_pid(settings.home, name)
 
 
 def our_processes(settings: Settings) -> list[int]:
