@@ -30,13 +30,13 @@ lint: ## Ruff lint and format check
 format: ## Ruff autofix and format
 	@$(UV_RUN) ruff check --fix . && $(UV_RUN) ruff format .
 
-up: ## Start the local platform services
+up: ## Start the local platform services (encore up NAME for one service or job)
 	@$(UV_RUN) encore up
 
-down: ## Stop the local platform services
+down: ## Stop everything this ENCORE_HOME started (jobs first, then the services)
 	@$(UV_RUN) encore down
 
-status: ## Health of each local service
+status: ## Health of each local service and job
 	@$(UV_RUN) encore status
 
 BENCHES := bench_api bench_ingest bench_als_spark bench_als_scale bench_faiss
