@@ -207,7 +207,7 @@ class EventProducer:
                 attempt = self._connect = _Connect(self.settings)
         if not attempt.done.wait(wait_s):
             raise UnavailableError(
-                f"Kafka is not reachable yet (no broker answered within {wait_s:g} s); "
+                f"Kafka is unreachable (no broker answered within {wait_s:g} s); "
                 "no events were accepted, retry later"
             )
         if attempt.producer is None:
