@@ -35,7 +35,7 @@ import threading
 import time
 from collections.abc import Sequence
 
-from kafka import KafkaAdminClient, KafkaProducer
+from kafka import KafkaProducer
 from kafka.cluster import ClusterMetadata
 from kafka.errors import KafkaError
 from kafka.partitioner import DefaultPartitioner, Partitioner
@@ -180,8 +180,6 @@ class EventProducer:
         self._producer: KafkaProducer | None = None
         self._connect: _Connect | None = None
         self._lock = threading.Lock()
-        self._admin: KafkaAdminClient | None = None
-        self._admin_lock = threading.Lock()
         self.replacements = 0
         """How many wedged clients were replaced (for logs and tests)."""
 
@@ -265,49 +263,34 @@ class EventProducer:
         return [str(event.event_id) for event in events]
 
     def check(self, timeout_s: float) -> None:
-        """A metadata round trip to a broker, within about ``timeout_s``.
-
-        Also replaces a wedged producer, so readiness never reports a client that cannot send.
+        """A metadata round trip to a broker on the producer's own connections, within
+        about ``timeout_s``; creates the client if there is none, replaces a wedged one.
 
         Raises:
-            UnavailableError: no broker answered, or the producer cannot deliver.
+            UnavailableError: no broker answered in time.
         """
-        with self._lock:
-            if self._producer is not None and (reason := wedged(self._producer)):
-                self._replace(self._producer, reason)
-        timeout_ms = max(1, int(timeout_s * 1000))
         try:
-            with self._admin_lock:
-                if self._admin is None:
-                    self._admin = KafkaAdminClient(
-                        bootstrap_servers=self.settings.kafka.servers.split(","),
-                        client_id="encore-streaming-api-health",
-                        bootstrap_timeout_ms=timeout_ms,
-                        request_timeout_ms=timeout_ms,
-                    )
-                admin = self._admin
-            brokers = admin.describe_cluster().get("brokers")
-        except Exception as error:  # any failure means "not ready"
-            self._drop_admin()
+            producer = self.connect(wait_s=timeout_s)
+        except UnavailableError as error:
+            raise UnavailableError(f"no Kafka broker answered within {timeout_s:g} s") from error
+        # What KafkaProducer._wait_on_metadata does, with our own deadline; the future
+        # resolves only on a metadata response (a dedicated KafkaAdminClient would do, but
+        # each failed one leaks its IO thread while Kafka is down).
+        answered = threading.Event()
+        future = producer._metadata.request_update()
+        future.add_both(lambda *_: answered.set())
+        producer._sender.wakeup()
+        if not answered.wait(timeout_s):
             raise UnavailableError(
-                f"no Kafka broker answered a metadata request within {timeout_s:g} s "
-                f"({type(error).__name__})"
-            ) from error
-        if not brokers:
-            raise UnavailableError("Kafka answered with no live brokers")
-
-    def _drop_admin(self) -> None:
-        with self._admin_lock:
-            admin, self._admin = self._admin, None
-        if admin is not None:
-            try:
-                admin.close()
-            except Exception as error:  # it is being dropped anyway
-                log.debug("Kafka admin client did not close cleanly: %r", error)
+                f"no Kafka broker answered a metadata request within {timeout_s:g} s"
+            )
+        if future.failed():
+            raise UnavailableError(
+                f"Kafka's metadata request failed ({type(future.exception).__name__})"
+            )
 
     def close(self) -> None:
         """Deliver what is pending (up to the produce timeout), then close."""
-        self._drop_admin()
         with self._lock:
             producer, self._producer = self._producer, None
         if producer is not None:
