@@ -7,6 +7,7 @@ from datetime import UTC, date, datetime, timedelta
 import numpy as np
 import pyarrow as pa
 import pytest
+import scipy.sparse as sp
 from deltalake import write_deltalake
 
 from encore.errors import DatasetError
@@ -103,4 +104,14 @@ def test_synthetic_is_long_tailed_and_reproducible() -> None:
     listeners = np.sort(np.diff(a.user_items.tocsc().indptr))[::-1]
     top = listeners[: len(listeners) // 10].sum() / listeners.sum()
     assert top > 0.3, "the top 10% of artists should hold a large share of listeners"
-    assert a.item_features.shape == (500, 200) and a.events is not None
+    assert a.item_features.shape == (500, 200)
+    # the events add up to the matrix (each pair's plays, capped at 20 per pair)
+    events = sp.csr_matrix(
+        (np.ones(len(a.events.user_index)), (a.events.user_index, a.events.item_index)),
+        shape=a.shape,
+    )
+    expected = a.user_items.copy()
+    expected.data = np.minimum(expected.data, 20)
+    assert abs(events - expected).sum() == 0
+    start = a.events.timestamp.min()
+    assert a.events.timestamp.max() - start <= 90 * 86400, "events span at most 90 days"

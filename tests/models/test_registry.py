@@ -11,12 +11,13 @@ import json
 import subprocess
 import sys
 import uuid
+from pathlib import Path
 
 import numpy as np
 import pytest
 from mlflow import MlflowClient
 
-from encore.settings import REPO_ROOT, Settings
+from encore.settings import Settings
 from models.interactions import InteractionDataset
 from models.registry import git_commit
 from models.synthetic import generate
@@ -120,4 +121,33 @@ def test_run_lineage_index_and_fresh_process_load(
     train_part = __import__("models.training", fromlist=["x"]).split_for_training(data, 0)[0]
     expected, _ = result.model.recommend(np.array(users), train_part[users], N=5)
     assert out["item_id"] == [int(data.item_ids[i]) for i in expected.ravel()]
-    assert str(REPO_ROOT) not in done.stderr or "Traceback" not in done.stderr
+
+
+def test_train_command_registers_the_version_it_prints(
+    platform: Settings, client, platform_settings_env, tmp_path
+) -> None:
+    """``encore train`` as a person runs it, against the running platform: exit 0, stdout
+    is the JSON summary alone, and the version it names is the one MLflow holds."""
+    name = f"test-cli-{uuid.uuid4().hex[:8]}"
+    encore = Path(sys.executable).with_name("encore")
+    args = ["train", "ease", "--dataset", "synthetic", "--params", '{"l2": 50}', "--name", name]
+    done = subprocess.run(
+        [str(encore), *args],
+        env={**platform_settings_env, "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    printed = json.loads(done.stdout)
+    registered = printed["registered"]
+    assert registered["name"] == name and registered["version"] == "1"
+    assert registered["promoted"], registered["reason"]
+    version = client.get_model_version(name, registered["version"])
+    assert version.run_id == registered["run_id"]
+    assert _alias(client, name, "champion") == "1"
+    run = client.get_run(version.run_id)
+    assert run.data.params["model"] == "ease" and run.data.params["l2"] == "50"
+    assert run.data.tags["dataset"] == "synthetic"
+    assert round(run.data.metrics["ndcg_at_10"], 4) == printed["metrics"]["ndcg@10"]
