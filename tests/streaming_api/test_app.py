@@ -14,8 +14,9 @@ from encore.events import PlayEventV1
 from encore.settings import Settings
 from streaming_api.app import create_app
 from tests.conftest import free_port
-from tests.streaming_api.conftest import consume_all, with_topic
+from tests.streaming_api.conftest import with_topic
 from tests.streaming_api.test_playback import event
+from tests.topics import read_all
 
 pytestmark = pytest.mark.integration
 
@@ -32,13 +33,6 @@ def client(topic_settings: Settings) -> Iterator[TestClient]:
         yield test_client
 
 
-def sentinel_then_read(client: TestClient, settings: Settings) -> list:
-    """Post one valid event and read the topic up to it: everything the API let through."""
-    last = event(user_id="sentinel")
-    assert client.post(URL, json=last, headers=service(settings)).status_code == 202
-    return consume_all(settings, settings.kafka.play_events_topic, last["event_id"])
-
-
 def test_single_and_batch_are_on_the_topic_keyed_by_user(
     client: TestClient, topic_settings: Settings
 ) -> None:
@@ -52,8 +46,8 @@ def test_single_and_batch_are_on_the_topic_keyed_by_user(
     assert answer.status_code == 202
     assert answer.json()["event_ids"] == [e["event_id"] for e in batch]
 
-    records = sentinel_then_read(client, topic_settings)
-    assert len(records) == 302
+    records = read_all(topic_settings)
+    assert len(records) == 301
     by_id = {}
     for record in records:
         parsed = PlayEventV1.model_validate_json(record.value)
@@ -88,8 +82,7 @@ def test_a_bad_item_rejects_the_whole_batch(
     errors = answer.json()["errors"]
     assert [(e["index"], e["field"]) for e in errors] == [(6, field)]
     assert "nothing from this request was accepted" in answer.json()["detail"]
-    records = sentinel_then_read(client, topic_settings)
-    assert [r.key for r in records] == [b"sentinel"]
+    assert read_all(topic_settings) == []  # every partition read to its end offset
 
 
 def test_invalid_json_and_oversize_batch(client: TestClient, topic_settings: Settings) -> None:
@@ -100,7 +93,7 @@ def test_invalid_json_and_oversize_batch(client: TestClient, topic_settings: Set
     answer = client.post(URL, json={"events": [event() for _ in range(limit + 1)]}, headers=headers)
     assert answer.status_code == 413
     assert f"at most {limit} events" in answer.json()["detail"]
-    assert [r.key for r in sentinel_then_read(client, topic_settings)] == [b"sentinel"]
+    assert read_all(topic_settings) == []
 
 
 def test_body_over_the_byte_limit_is_413(topic_settings: Settings) -> None:
@@ -112,6 +105,7 @@ def test_body_over_the_byte_limit_is_413(topic_settings: Settings) -> None:
             URL, json={"events": [event() for _ in range(10)]}, headers=service(settings)
         )
     assert answer.status_code == 413 and "limit is 1000" in answer.json()["detail"]
+    assert read_all(settings) == []
 
 
 @pytest.mark.parametrize("header", [None, "Bearer wrong", "Token abc"])
@@ -151,8 +145,7 @@ def test_listener_flow(client: TestClient, topic_settings: Settings) -> None:
     denied = client.post(URL, json={"events": mixed}, headers=listener)
     assert denied.status_code == 403 and "someone-else" in denied.json()["detail"]
 
-    records = sentinel_then_read(client, topic_settings)
-    assert sorted(r.key for r in records) == sorted([user_id.encode()] * 3 + [b"sentinel"])
+    assert [r.key for r in read_all(topic_settings)] == [user_id.encode()] * 3
 
 
 def test_bad_registration_is_422(client: TestClient) -> None:

@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -27,6 +26,7 @@ from pipelines.simulation import (
 )
 from tests.conftest import free_port
 from tests.streaming_api.conftest import create_topic, with_topic
+from tests.topics import read_all
 
 pytestmark = pytest.mark.integration
 
@@ -64,37 +64,6 @@ def served(platform: Settings) -> Iterator[tuple[Settings, str]]:
     settings = with_api_port(fresh_topic(platform))
     with services.running(settings, "api", instance="api-sending", env=DEVELOPMENT) as api:
         yield settings, api.address(settings)
-
-
-def read_all(settings: Settings, timeout_s: float = 30) -> list:
-    """Every record of the test's topic: each partition read to its end offset.
-
-    Senders return once Kafka acknowledged every record, so the end offsets read here are
-    final: a record missing from this list was never written, one too many leaked.
-    """
-    from kafka import KafkaConsumer, TopicPartition
-
-    topic = settings.kafka.play_events_topic
-    consumer = KafkaConsumer(
-        bootstrap_servers=settings.kafka.servers, enable_auto_commit=False, group_id=None
-    )
-    deadline = time.monotonic() + timeout_s
-    try:
-        while (numbers := consumer.partitions_for_topic(topic)) is None:
-            assert time.monotonic() < deadline, f"no metadata for {topic}"
-            time.sleep(0.2)
-        partitions = [TopicPartition(topic, number) for number in sorted(numbers)]
-        consumer.assign(partitions)
-        consumer.seek_to_beginning(*partitions)
-        end = consumer.end_offsets(partitions)
-        records: list = []
-        while any(consumer.position(tp) < end[tp] for tp in partitions):
-            assert time.monotonic() < deadline, f"{len(records)} records read in {timeout_s} s"
-            for batch in consumer.poll(timeout_ms=500).values():
-                records.extend(batch)
-    finally:
-        consumer.close()
-    return records
 
 
 def encoded(record: bytes | dict) -> bytes:
