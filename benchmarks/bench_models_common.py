@@ -62,7 +62,7 @@ class FixedFactors(Recommender):
     def __init__(self, users: np.ndarray, items: np.ndarray) -> None:
         super().__init__()
         self._users, self._items = users, items
-        self.n_items, self.fitted = len(items), True
+        self.n_users, self.n_items, self.fitted = len(users), len(items), True
 
     def fit(self, user_items: sp.csr_matrix, item_features=None, show_progress=False):
         return self
