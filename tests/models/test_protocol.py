@@ -120,7 +120,10 @@ def test_unknown_dataset_fails_cleanly(tmp_path) -> None:
         ],
     )
     assert result.exit_code == 1
-    assert "unknown dataset" in result.output
+    assert "unknown dataset 'nope'; expected one of hetrec-lastfm-2k, synthetic, lake" in (
+        " ".join(result.output.split())
+    )
+    assert not (tmp_path / "r.json").exists() and not (tmp_path / "r.md").exists()
 
 
 def test_train_command_without_registry() -> None:

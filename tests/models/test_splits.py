@@ -62,8 +62,10 @@ def test_time_split_trains_on_the_past_and_tests_new_pairs(data) -> None:
     assert train.multiply(test).nnz == 0, "re-listens are not test items"
     coo = test.tocoo()
     after_pairs = set(zip(events.user_index[~before], events.item_index[~before], strict=True))
-    assert set(zip(coo.row, coo.col, strict=True)) <= after_pairs
-    assert test.nnz > 0
+    train_pairs = set(zip(*train.nonzero(), strict=True))
+    # exactly the pairs first played after the cut, each once, relevance 1
+    assert set(zip(coo.row, coo.col, strict=True)) == after_pairs - train_pairs
+    assert test.nnz == len(after_pairs - train_pairs) and set(test.data) == {1.0}
 
 
 def test_cold_item_split_removes_items_entirely(data) -> None:
