@@ -42,6 +42,10 @@ class SimulationOptions:
     concurrency: int = 2
 
     def __post_init__(self) -> None:
+        if self.target not in set(Target):
+            known = ", ".join(Target)
+            raise ConfigurationError(f"unknown target {self.target!r}; known: {known}")
+        object.__setattr__(self, "target", Target(self.target))  # "kafka" as Target.kafka
         if not (0 <= self.duplicates <= 1 and 0 <= self.malformed <= 1):
             raise ConfigurationError(
                 "fractions must be within [0, 1], got "

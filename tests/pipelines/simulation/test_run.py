@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from encore.errors import ConfigurationError
-from pipelines.simulation import SimulationOptions
+from pipelines.simulation import SimulationOptions, Target
 
 
 @pytest.mark.parametrize(
@@ -15,3 +15,9 @@ from pipelines.simulation import SimulationOptions
 def test_options_out_of_range_are_refused_before_anything_runs(bad: dict) -> None:
     with pytest.raises(ConfigurationError, match=next(iter(bad))):
         SimulationOptions(**bad)
+
+
+def test_target_may_be_named_by_its_string() -> None:
+    assert SimulationOptions(target="kafka").target is Target.kafka
+    with pytest.raises(ConfigurationError, match="'carrier-pigeon'; known: api, kafka"):
+        SimulationOptions(target="carrier-pigeon")
