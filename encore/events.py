@@ -9,17 +9,43 @@ or renaming a field, changing a type, or narrowing allowed values makes a new ma
 (``PlayEventV2``), carried on the same topic with ``schema_version=2``; consumers keep
 accepting every version they have shipped with until producers have moved, and bronze keeps
 one table per major version only if the shapes cannot be merged by adding nullable columns.
+
+Validation
+----------
+The API and the ingestion job validate with the same functions here, in pydantic's strict
+JSON mode: a JSON value of the wrong type (``"180000"`` for ``ms_played``, a number for a
+time, ``true`` for an int) is rejected, never coerced. On top of the model, the *time
+bounds* tie ``start_time`` to the record's arrival (settings ``events.max_clock_skew_s``,
+``events.max_event_age_s``): no later than arrival + skew, no earlier than arrival - the
+age horizon. Arrival is the request time at the API and the Kafka record timestamp (set by
+the broker, ``LogAppendTime``) in the job, so a replayed record is judged exactly as the
+first time. The live topic carries live plays only: older history goes through an import
+path, not ``play-events``.
 """
 
 from __future__ import annotations
 
 import json
 import uuid
-from datetime import UTC, datetime
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from encore.errors import ContractError
+
+if TYPE_CHECKING:
+    from encore.settings import EventsSettings
 
 SCHEMA_VERSION = 1
 
@@ -106,3 +132,110 @@ def play_event_json_schema() -> dict:
     schema = PlayEventV1.model_json_schema()
     schema["$id"] = "https://encore.dev/schemas/play-event/v1.json"
     return schema
+
+
+class PlayEventInvalid(ContractError):
+    """Events that break the v1 contract; ``problems`` names each one.
+
+    Each problem is ``{"index": int | None, "field": str, "reason": str, "type": str}``:
+    ``index`` is the position in a batch (``None`` for a single event), ``field`` the dotted
+    field path (``(event)`` for a rule over several fields, whose reason names them).
+    """
+
+    def __init__(self, message: str, problems: list[dict[str, Any]]) -> None:
+        self.problems = problems
+        super().__init__(message)
+
+    def reason(self) -> str:
+        """``field: reason`` for every problem, ``; ``-separated (the job's rejected row)."""
+        return "; ".join(f"{p['field']}: {p['reason']}" for p in self.problems)
+
+
+_EVENT_LIST = TypeAdapter(list[PlayEventV1])
+
+
+def problems_from(error: ValidationError, batch: bool) -> list[dict[str, Any]]:
+    """pydantic's errors as contract problems (``index`` popped from the location in a batch)."""
+    problems = []
+    for detail in error.errors(include_url=False, include_input=False):
+        loc = list(detail["loc"])
+        index = loc.pop(0) if batch and loc and isinstance(loc[0], int) else None
+        problems.append(
+            {
+                "index": index,
+                "field": ".".join(str(part) for part in loc) or "(event)",
+                "reason": detail["msg"],
+                "type": detail["type"],
+            }
+        )
+    return problems
+
+
+def time_bound_problems(
+    events: Sequence[PlayEventV1], arrival: datetime, bounds: EventsSettings, batch: bool = True
+) -> list[dict[str, Any]]:
+    """The time-bound problems of already validated events (cheap: two comparisons each).
+
+    ``start_time`` must lie in ``[arrival - max_event_age_s, arrival + max_clock_skew_s]``.
+    """
+    latest = arrival + timedelta(seconds=bounds.max_clock_skew_s)
+    earliest = arrival - timedelta(seconds=bounds.max_event_age_s)
+    problems = []
+    for i, event in enumerate(events):
+        start = event.start_time
+        if start > latest:
+            reason = (
+                f"start_time {start.isoformat()} is more than {bounds.max_clock_skew_s} s "
+                f"after its arrival {arrival.isoformat()} (events.max_clock_skew_s)"
+            )
+        elif start < earliest:
+            reason = (
+                f"start_time {start.isoformat()} is more than {bounds.max_event_age_s} s "
+                f"before its arrival {arrival.isoformat()} (events.max_event_age_s); "
+                "older history is imported, not sent live"
+            )
+        else:
+            continue
+        problems.append(
+            {
+                "index": i if batch else None,
+                "field": "start_time",
+                "reason": reason,
+                "type": "time_bound",
+            }
+        )
+    return problems
+
+
+def validate_play_event_json(
+    raw: bytes | str, arrival: datetime, bounds: EventsSettings
+) -> PlayEventV1:
+    """One v1 event from JSON, strict types and time bounds; what the API and the job accept.
+
+    Raises:
+        PlayEventInvalid: naming every problem (bad JSON, types, values, time bounds).
+    """
+    try:
+        event = PlayEventV1.model_validate_json(raw, strict=True)
+    except ValidationError as error:
+        raise PlayEventInvalid("the event is invalid", problems_from(error, batch=False)) from None
+    problems = time_bound_problems([event], arrival, bounds, batch=False)
+    if problems:
+        raise PlayEventInvalid("the event is invalid", problems)
+    return event
+
+
+def validate_play_events_json(
+    raw_array: bytes | str, arrival: datetime, bounds: EventsSettings
+) -> list[PlayEventV1]:
+    """A JSON array of v1 events, all or nothing: the batch form of
+    :func:`validate_play_event_json` (same checks; problems carry the item's ``index``)."""
+    try:
+        events = _EVENT_LIST.validate_json(raw_array, strict=True)
+    except ValidationError as error:
+        problems = problems_from(error, batch=True)
+    else:
+        problems = time_bound_problems(events, arrival, bounds)
+        if not problems:
+            return events
+    raise PlayEventInvalid(f"{len({p['index'] for p in problems})} events are invalid", problems)

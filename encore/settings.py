@@ -129,6 +129,17 @@ class FlinkSettings(BaseModel):
     """TTL of the real-time Redis keys (reset on every write)."""
 
 
+class EventsSettings(BaseModel):
+    """Time bounds of the play-event contract (``encore.events``), the same at the API and
+    in the ingestion job: ``start_time`` within [arrival - age, arrival + skew]."""
+
+    max_clock_skew_s: int = 300
+    """How far ``start_time`` may lie after the event's arrival (client clocks run fast)."""
+    max_event_age_s: int = 30 * 86400
+    """How far ``start_time`` may lie before its arrival; older history is imported, not
+    sent to the live topic."""
+
+
 class ApiSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = DEFAULT_PORTS["api"]
@@ -201,6 +212,7 @@ class Settings(BaseSettings):
     lake: LakeSettings = Field(default_factory=LakeSettings)
     spark: SparkSettings = Field(default_factory=SparkSettings)
     flink: FlinkSettings = Field(default_factory=FlinkSettings)
+    events: EventsSettings = Field(default_factory=EventsSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
     serving: ServingSettings = Field(default_factory=ServingSettings)
     datasets: DatasetSettings = Field(default_factory=DatasetSettings)
