@@ -1,10 +1,11 @@
 """Listener accounts in PostgreSQL: the minimum the playback-event API needs.
 
 One table, ``accounts`` (created at startup if missing): a generated ``user_id`` (what events
-and JWTs carry), a unique ``username`` and an scrypt password hash. A login with an unknown
-username is checked against a dummy hash of the same cost, so that it takes as long as a
-wrong password and the answer's timing does not reveal which usernames exist. The full accounts work
+and JWTs carry), a unique ``username`` and an scrypt password hash. The full accounts work
 (profiles, subscriptions) is a later issue and extends this table.
+
+A login with an unknown username is checked against a dummy hash of the same cost, so it
+takes as long as a wrong password: the answer's timing does not reveal which usernames exist.
 """
 
 from __future__ import annotations
