@@ -1,12 +1,14 @@
 """Real-time aggregates of the ingestion job: trending songs and recent plays.
 
 Inputs: micro-batches of de-duplicated play events (column lists, in Kafka offset order per
-partition) and, for Delta, final per-window counts from the job's event-time windows.
+partition; ``event_time_us`` is ``min(start_time, arrival)``, the time trending counts by)
+and, for Delta, final per-window counts from the job's event-time windows.
 Outputs:
   - Redis ``trending:v1:<country>:<window_start>``: plays per song in that event-time window
     (sorted set, epoch seconds in the key); ``trending:v1:<country>``: the same for the
     country's most recent window (what the app reads); ``recent:v1:<user>``: the user's last
-    N plays, newest first (JSON per entry). All with ``settings.flink.redis_ttl_s``.
+    N plays, newest first (JSON per entry). All with ``settings.flink.redis_ttl_s``. Key
+    names and formats are the contract in ``encore.keys``.
   - ``gold.trending_songs_realtime``: the final counts of each closed window (Delta MERGE).
 Schedule: every ``redis_interval_ms`` / ``commit_interval_ms`` inside the running job.
 
@@ -14,6 +16,10 @@ Exactly once in Redis: increments and list pushes are not idempotent, so every b
 MULTI/EXEC transaction that also records, in the hash ``ingest:v1:offsets:<topic>``, the last
 Kafka offset per partition it applied. Rows at or below those offsets are skipped, so a
 replay after a crash changes nothing (the same scheme as the Delta app transactions).
+No stuck trending: windows are placed by ``event_time_us``, never later than the record's
+arrival (broker time), so one event from a fast or wrong client clock cannot move a
+country's current window (the marker ``ingest:v1:trending-latest-window``) into the future;
+the marker has the keys' TTL, and on load any entry beyond now + one window is dropped.
 The Delta trending table is written by MERGE on (window_start, country_code, song_id) with
 final counts, so a replayed window overwrites itself with the same values.
 """
@@ -25,38 +31,14 @@ from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from encore.keys import (
+    LATEST_WINDOW_KEY,
+    offsets_key,
+    recent_entry,
+    recent_key,
+    trending_key,
+)
 from encore.settings import Settings
-
-TRENDING_PREFIX = "trending:v1"
-RECENT_PREFIX = "recent:v1"
-OFFSETS_PREFIX = "ingest:v1:offsets"
-LATEST_WINDOW_KEY = "ingest:v1:trending-latest-window"
-
-
-def trending_key(country: str, window_start_s: int | None = None) -> str:
-    base = f"{TRENDING_PREFIX}:{country}"
-    return base if window_start_s is None else f"{base}:{window_start_s}"
-
-
-def recent_key(user_id: str) -> str:
-    return f"{RECENT_PREFIX}:{user_id}"
-
-
-def recent_entry(
-    event_id: str, song_id: str, event_type: str, start_us: int, ms_played: int
-) -> str:
-    """One ``recent:v1`` list element (stable JSON: the same play always reads the same).
-
-    Formatted by hand, not json.dumps: this runs once per event in the job's only Python
-    sink, and every string here is contract-validated (ids match ``[A-Za-z0-9_\\-:.]+``,
-    event types are an enum), so none needs escaping.
-    """
-    seconds, micros = divmod(start_us, 1_000_000)
-    start = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
-    return (
-        f'{{"event_id":"{event_id}","song_id":"{song_id}","event_type":"{event_type}",'
-        f'"start_time":"{start}.{micros:06d}Z","ms_played":{ms_played}}}'
-    )
 
 
 class RedisAggregates:
@@ -67,11 +49,15 @@ class RedisAggregates:
         self.window_s = settings.flink.trending_window_s
         self.recent_n = settings.flink.recent_plays
         self.ttl_s = settings.flink.redis_ttl_s
-        self.offsets_key = f"{OFFSETS_PREFIX}:{topic}"
+        self.offsets_key = offsets_key(topic)
         self.committed = {int(p): int(o) for p, o in self.redis.hgetall(self.offsets_key).items()}
+        # a marker beyond now + one window was written by an older job from a client's
+        # clock (before event times were clamped to arrival): forget it
+        horizon = time.time() + self.window_s
         self.latest_window = {
             c.decode() if isinstance(c, bytes) else c: int(w)
             for c, w in self.redis.hgetall(LATEST_WINDOW_KEY).items()
+            if int(w) <= horizon
         }
 
     def apply(self, columns: Mapping[str, Sequence[Any]]) -> int:
@@ -88,8 +74,8 @@ class RedisAggregates:
                 continue  # applied before a crash, replayed from the checkpoint
             versions[partition] = offset
             applied += 1
-            start_us = columns["start_us"][i]
-            window = (start_us // window_us) * self.window_s
+            start_us = columns["start_time"][i]  # epoch µs, as the job carries times
+            window = (columns["event_time_us"][i] // window_us) * self.window_s
             counts[(columns["country_code"][i], window)][columns["song_id"][i]] += 1
             recent[columns["user_id"][i]].append(
                 recent_entry(
@@ -124,6 +110,8 @@ class RedisAggregates:
                 pipe.copy(trending_key(country, window), trending_key(country), replace=True)
                 pipe.hset(LATEST_WINDOW_KEY, country, window)
             pipe.expire(trending_key(country), self.ttl_s)
+        if newest:
+            pipe.expire(LATEST_WINDOW_KEY, self.ttl_s)
         for user, entries in recent.items():
             key = recent_key(user)
             pipe.lpush(key, *entries)  # entries are oldest first: the newest ends on top

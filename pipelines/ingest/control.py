@@ -24,7 +24,7 @@ from encore.errors import EncoreError
 from encore.flinkenv import flink_command, flink_env
 from encore.settings import Settings
 from encore.tables import PLAY_EVENTS, PLAY_EVENTS_REJECTED
-from pipelines.ingest.job import GROUP_ID
+from pipelines.ingest.state import GROUP_ID, checkpoints_dir, commits_log  # noqa: F401
 
 NAME = "ingest"
 MODULE = "pipelines.ingest.job"
@@ -45,15 +45,6 @@ class IngestStatus:
     lag: dict[int, int] = field(default_factory=dict)
     """Records per partition on Kafka not yet in bronze or rejected."""
     log: str = ""
-
-
-def checkpoints_dir(settings: Settings) -> Path:
-    return settings.home / "flink" / "checkpoints"
-
-
-def commits_log(settings: Settings) -> Path:
-    """One JSON line per micro-batch the job wrote (sink, rows, offsets, times)."""
-    return settings.home / "logs" / "ingest-commits.jsonl"
 
 
 def flink_log_dir(settings: Settings) -> Path:

@@ -13,7 +13,7 @@ retained checkpoint in ``$ENCORE_HOME/flink/checkpoints``.
 Shape of the job (all state in Java operators, Python only where it must be)::
 
     Kafka (raw bytes + partition/offset metadata)
-      -> Python UDF: PlayEventV1 validation                (pipelines.ingest.parse)
+      -> Python UDF: encore.events validation vs arrival  (pipelines.ingest.parse)
       -> rejected rows ---------------------------> micro-batch "rejected" --+
       -> valid rows -> ROW_NUMBER dedup on event_id (keyed state, TTL)        |
            -> micro-batch "bronze" (ARRAY_AGG per column) --------------------+-> UNION ALL
@@ -50,40 +50,31 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 
 from encore.engines import flink_configuration
-from encore.settings import Settings, get_settings
+from encore.settings import EventsSettings, Settings, get_settings
+from pipelines.ingest.parse import EVENT_FIELDS, PARSED_FIELDS, SOURCE_COLUMNS
+from pipelines.ingest.state import GROUP_ID, checkpoints_dir
 
 log = logging.getLogger("pipelines.ingest.job")
 
-GROUP_ID = "encore-ingest"
-
-PARSED_FIELDS = (
-    ("event_id", "STRING"),
-    ("user_id", "STRING"),
-    ("song_id", "STRING"),
-    ("start_us", "BIGINT"),
-    ("end_us", "BIGINT"),
-    ("ms_played", "BIGINT"),
-    ("event_type", "STRING"),
-    ("device_type", "STRING"),
-    ("country_code", "STRING"),
-    ("schema_version", "INT"),
-    ("event_date", "DATE"),
-    ("reason", "STRING"),
-    ("raw_payload", "STRING"),
-)
-
-BRONZE_COLUMNS = [name for name, _ in PARSED_FIELDS[:11]] + ["kafka_partition", "kafka_offset"]
+# Columns are derived from the bronze table in the registry (through parse.EVENT_FIELDS), so
+# an added event field needs no edit here.
+BRONZE_COLUMNS = [name for name, _ in EVENT_FIELDS] + list(SOURCE_COLUMNS)
+"""What the dedup keeps and the bronze micro-batch carries: the registry's bronze columns
+minus the ones the sink stamps (``parse.SINK_COLUMNS``)."""
+BRONZE_BATCH_COLUMNS = [*BRONZE_COLUMNS, "event_time_us"]
+"""The bronze micro-batch: bronze columns plus the time Redis trending counts by."""
 REJECTED_COLUMNS = ["raw_payload", "reason", "topic", "kafka_partition", "kafka_offset"]
 TRENDING_COLUMNS = ["window_start_us", "window_end_us", "country_code", "song_id", "plays"]
 KIND_COLUMNS = {
-    "bronze": BRONZE_COLUMNS,
+    "bronze": BRONZE_BATCH_COLUMNS,
     "rejected": REJECTED_COLUMNS,
     "trending": TRENDING_COLUMNS,
 }
 # every column a micro-batch may carry, with its SQL type, in the order the sink reads them
-BATCH_COLUMNS = dict(PARSED_FIELDS[:11]) | {
+BATCH_COLUMNS = dict(EVENT_FIELDS) | {
     "kafka_partition": "INT",
     "kafka_offset": "BIGINT",
+    "event_time_us": "BIGINT",
     "raw_payload": "STRING",
     "reason": "STRING",
     "topic": "STRING",
@@ -95,7 +86,7 @@ BATCH_COLUMNS = dict(PARSED_FIELDS[:11]) | {
 
 def job_configuration(settings: Settings, restore_from: str | None) -> dict[str, str]:
     """Flink options of this job on top of the platform's (see module docstring for why 1)."""
-    checkpoints = settings.home / "flink" / "checkpoints"
+    checkpoints = checkpoints_dir(settings)
     conf = flink_configuration(settings) | {
         "parallelism.default": "1",
         "pipeline.name": "encore-ingest",
@@ -135,7 +126,10 @@ def _source_ddl(settings: Settings, start_offsets: dict[int, int] | None) -> str
             payload BYTES,
             topic STRING METADATA VIRTUAL,
             kafka_partition INT METADATA FROM 'partition' VIRTUAL,
-            kafka_offset BIGINT METADATA FROM 'offset' VIRTUAL
+            kafka_offset BIGINT METADATA FROM 'offset' VIRTUAL,
+            -- set by the broker (the topic is LogAppendTime): the arrival the time bounds
+            -- and the trending clamp use, the same on every replay
+            arrival TIMESTAMP_LTZ(3) METADATA FROM 'timestamp' VIRTUAL
         ) WITH (
             'connector' = 'kafka',
             'topic' = '{settings.kafka.play_events_topic}',
@@ -185,7 +179,7 @@ def build(settings: Settings, restore_from: str | None, start_offsets: dict[int,
         [DataTypes.FIELD(name, getattr(DataTypes, sql)()) for name, sql in PARSED_FIELDS]
     )
     t_env.create_temporary_system_function(
-        "parse_play_event", udf(_parse_udf, result_type=row_type)
+        "parse_play_event", udf(ParsePlayEvent(settings.events), result_type=row_type)
     )
     t_env.execute_sql(_source_ddl(settings, start_offsets))
 
@@ -193,7 +187,7 @@ def build(settings: Settings, restore_from: str | None, start_offsets: dict[int,
     parsed = t_env.sql_query(f"""
         SELECT topic, kafka_partition, kafka_offset, {fields}
         FROM (
-            SELECT topic, kafka_partition, kafka_offset, parse_play_event(payload) AS r
+            SELECT topic, kafka_partition, kafka_offset, parse_play_event(payload, arrival) AS r
             FROM play_events_source
         )
     """)
@@ -209,7 +203,7 @@ def build(settings: Settings, restore_from: str | None, start_offsets: dict[int,
     )
 
     # ---- dedup: first occurrence of each event_id wins; state expires after the TTL
-    kept = ", ".join(BRONZE_COLUMNS)
+    kept = ", ".join(BRONZE_BATCH_COLUMNS)
     deduped = t_env.sql_query(f"""
         SELECT {kept} FROM (
             SELECT *, ROW_NUMBER() OVER (PARTITION BY event_id ORDER BY proctime) AS rn
@@ -219,11 +213,13 @@ def build(settings: Settings, restore_from: str | None, start_offsets: dict[int,
     deduped_stream = t_env.to_data_stream(deduped)
     t_env.create_temporary_view("deduped", t_env.from_data_stream(deduped_stream, with_proctime))
 
-    # ---- trending: event-time tumbling windows, final counts once the watermark passes
+    # ---- trending: event-time tumbling windows, final counts once the watermark passes.
+    # Event time is min(start_time, arrival) (parse): a client clock ahead of the broker's
+    # cannot push the watermark past the plays still arriving, so nothing current is late.
     window_s = settings.flink.trending_window_s
     with_rowtime = (
         Schema.new_builder()
-        .column_by_expression("rowtime", "TO_TIMESTAMP_LTZ(start_us / 1000, 3)")
+        .column_by_expression("rowtime", "TO_TIMESTAMP_LTZ(event_time_us / 1000, 3)")
         .watermark("rowtime", f"rowtime - INTERVAL '{settings.flink.trending_lateness_s}' SECOND")
         .build()
     )
@@ -256,18 +252,24 @@ def build(settings: Settings, restore_from: str | None, start_offsets: dict[int,
             ]
         )
     )
-    t_env.to_data_stream(batches).flat_map(LakeSink(), output_type=Types.STRING()).name(
+    t_env.to_data_stream(batches).flat_map(LakeSink(settings), output_type=Types.STRING()).name(
         "sinks: Delta bronze, rejected, trending; Redis"
     ).print()
     return env
 
 
-def _parse_udf(payload: bytes | None):
-    from pyflink.common import Row
+class ParsePlayEvent:
+    """The UDF: ``parse_record`` with the contract's time bounds (pickled with the job)."""
 
-    from pipelines.ingest.parse import parse_record
+    def __init__(self, bounds: EventsSettings) -> None:
+        self.bounds = bounds
 
-    return Row(*parse_record(payload))
+    def __call__(self, payload: bytes | None, arrival: datetime):
+        from pyflink.common import Row
+
+        from pipelines.ingest.parse import parse_record
+
+        return Row(*parse_record(payload, arrival, self.bounds))
 
 
 def main(argv: Iterable[str] | None = None) -> None:

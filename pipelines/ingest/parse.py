@@ -1,22 +1,29 @@
 """Parse and validate one Kafka record of ``play-events`` against the v1 contract.
 
 Pure functions, no Flink: the ingestion job calls :func:`parse_record` from a Python UDF, and
-the unit tests call it directly in the core environment. Validation is exactly
-:class:`encore.events.PlayEventV1` (the same model the API validates with), so a record the
-API would refuse is rejected here too, and nothing the API accepts is rejected.
+the unit tests call it directly in the core environment. Validation is
+:func:`encore.events.validate_play_event_json`, the function the API validates with (strict
+JSON types, time bounds), so a record the API would refuse is rejected here too, and nothing
+the API accepts is rejected. ``arrival`` is the Kafka record timestamp (set by the broker),
+never the time of processing: a record replayed after a crash is judged as the first time.
 
 Output: a :data:`ParsedRecord` tuple, either the event's bronze columns with ``reason=None``,
 or all-``None`` columns with the rejection ``reason`` and the raw payload (UTF-8, lossy).
+The columns are derived from the bronze table in the registry (``encore.tables.PLAY_EVENTS``),
+minus the ones the Kafka source adds (partition, offset) and the sink stamps (``ingested_at``);
+timestamps travel as epoch microseconds (cheap through Flink; the sink's Arrow cast restores
+them). Adding an optional event field is an edit to the event model and the registry only.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
-from typing import NamedTuple
+import uuid
+from datetime import UTC, datetime
+from typing import Any, NamedTuple
 
-from pydantic import ValidationError
-
-from encore.events import PlayEventV1
+from encore.events import PlayEventInvalid, PlayEventV1, validate_play_event_json
+from encore.settings import EventsSettings
+from encore.tables import PLAY_EVENTS
 
 # A reason is read by people and stored per rejected row: long enough to name every bad
 # field, short enough that a megabyte of garbage does not produce a megabyte of reason.
@@ -26,26 +33,40 @@ MAX_RAW_CHARS = 64 * 1024
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
+SOURCE_COLUMNS = ("kafka_partition", "kafka_offset")
+"""Bronze columns the Kafka source's metadata provides."""
+SINK_COLUMNS = ("ingested_at",)
+"""Bronze columns the sink stamps when it writes."""
+# Flink SQL type of each registry type as the job carries it (timestamps: epoch µs)
+_SQL_TYPES = {
+    "string": "STRING",
+    "int": "INT",
+    "long": "BIGINT",
+    "double": "DOUBLE",
+    "boolean": "BOOLEAN",
+    "date": "DATE",
+    "timestamp": "BIGINT",
+}
+EVENT_FIELDS: tuple[tuple[str, str], ...] = tuple(
+    (c.name, _SQL_TYPES[c.dtype])
+    for c in PLAY_EVENTS.columns
+    if c.name not in SOURCE_COLUMNS + SINK_COLUMNS
+)
+"""The bronze columns the parse produces from the event, with their Flink SQL types."""
+PARSED_FIELDS: tuple[tuple[str, str], ...] = (
+    *EVENT_FIELDS,
+    ("event_time_us", "BIGINT"),
+    ("reason", "STRING"),
+    ("raw_payload", "STRING"),
+)
+"""The UDF's result ROW: the event's bronze columns, then ``event_time_us`` (the time
+trending counts by: ``min(start_time, arrival)``), the rejection ``reason`` (None for a valid
+event) and the ``raw_payload`` (only for rejected records)."""
 
-class ParsedRecord(NamedTuple):
-    """One record after validation; field order is the UDF's result ROW type."""
-
-    event_id: str | None
-    user_id: str | None
-    song_id: str | None
-    start_us: int | None
-    """``start_time`` as microseconds since the Unix epoch (UTC)."""
-    end_us: int | None
-    ms_played: int | None
-    event_type: str | None
-    device_type: str | None
-    country_code: str | None
-    schema_version: int | None
-    event_date: date | None
-    reason: str | None
-    """None for a valid event; why it was rejected otherwise."""
-    raw_payload: str | None
-    """The record value as text, only for rejected records."""
+ParsedRecord = NamedTuple(  # the fields come from the registry
+    "ParsedRecord", [(name, Any) for name, _ in PARSED_FIELDS]
+)
+_EVENT_NONES = (None,) * len(EVENT_FIELDS)
 
 
 def epoch_us(moment: datetime) -> int:
@@ -53,13 +74,23 @@ def epoch_us(moment: datetime) -> int:
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
-def describe_validation_error(error: ValidationError) -> str:
-    """``field: message`` for every problem, e.g. ``country_code: String should match ...``."""
-    parts = []
-    for item in error.errors(include_url=False):
-        location = ".".join(str(part) for part in item["loc"]) or "event"
-        parts.append(f"{location}: {item['msg']}")
-    return "; ".join(parts)
+def _derived(event: PlayEventV1) -> dict[str, Any]:
+    """Bronze columns computed from the event rather than carried by it."""
+    return {"event_date": event.start_time.date()}
+
+
+def event_columns(event: PlayEventV1) -> tuple:
+    """The event's values in :data:`EVENT_FIELDS` order, as the job carries them."""
+    values = event.model_dump() | _derived(event)
+    out = []
+    for name, _ in EVENT_FIELDS:
+        value = values[name]
+        if isinstance(value, datetime):
+            value = epoch_us(value)
+        elif isinstance(value, uuid.UUID):
+            value = str(value)
+        out.append(value)
+    return tuple(out)
 
 
 def _rejected(reason: str, payload: bytes | None) -> ParsedRecord:
@@ -71,31 +102,22 @@ def _rejected(reason: str, payload: bytes | None) -> ParsedRecord:
             raw += f"...[truncated, {len(payload)} bytes]"
     if len(reason) > MAX_REASON_CHARS:
         reason = reason[: MAX_REASON_CHARS - 3] + "..."
-    return ParsedRecord(*([None] * 11), reason, raw)
+    return ParsedRecord(*_EVENT_NONES, None, reason, raw)
 
 
-def parse_record(payload: bytes | None) -> ParsedRecord:
-    """Validate one record value; never raises (a bad record is data, not an error)."""
+def parse_record(
+    payload: bytes | None, arrival: datetime, bounds: EventsSettings | None = None
+) -> ParsedRecord:
+    """Validate one record value that arrived at ``arrival`` (the Kafka record timestamp);
+    never raises (a bad record is data, not an error)."""
     if payload is None or not payload.strip():
         return _rejected("empty record value", payload)
+    if arrival.tzinfo is None:
+        arrival = arrival.replace(tzinfo=UTC)
     try:
-        event = PlayEventV1.model_validate_json(payload)
-    except ValidationError as error:
-        # pydantic reports bad JSON as a json_invalid error: same path, readable reason
-        return _rejected(describe_validation_error(error), payload)
-    start: datetime = event.start_time
-    return ParsedRecord(
-        event_id=str(event.event_id),
-        user_id=event.user_id,
-        song_id=event.song_id,
-        start_us=epoch_us(start),
-        end_us=epoch_us(event.end_time),
-        ms_played=event.ms_played,
-        event_type=str(event.event_type),
-        device_type=str(event.device_type),
-        country_code=event.country_code,
-        schema_version=event.schema_version,
-        event_date=start.date(),
-        reason=None,
-        raw_payload=None,
-    )
+        event = validate_play_event_json(payload, arrival, bounds or EventsSettings())
+    except PlayEventInvalid as error:
+        # bad JSON is a json_invalid problem: same path, readable reason
+        return _rejected(error.reason(), payload)
+    event_time = min(event.start_time, arrival)
+    return ParsedRecord(*event_columns(event), epoch_us(event_time), None, None)

@@ -4,7 +4,8 @@ It receives one row per micro-batch: ``kind`` (bronze, rejected or trending), ``
 then one array per column of ``job.BATCH_COLUMNS``, and writes it synchronously, so nothing
 is buffered in Python memory between checkpoints:
 
-- bronze: Redis aggregates first (trending counts, recent plays), then the Delta commit;
+- bronze: Redis aggregates first (trending counts by ``event_time_us``, recent plays), then
+  the Delta commit;
   both skip offsets they already applied, so the order only matters for freshness;
 - rejected: the Delta commit;
 - trending: a Delta MERGE of final window counts.
@@ -24,13 +25,20 @@ from typing import Any
 
 from pyflink.datastream.functions import FlatMapFunction, RuntimeContext
 
-from encore.settings import get_settings
+from encore.settings import Settings
 from encore.tables import PLAY_EVENTS, PLAY_EVENTS_REJECTED, TRENDING_SONGS
-from pipelines.ingest.control import commits_log
+from pipelines.ingest.state import commits_log
 
 
 class LakeSink(FlatMapFunction):
-    """Writes each micro-batch to its table(s), records a summary line, emits nothing."""
+    """Writes each micro-batch to its table(s), records a summary line, emits nothing.
+
+    ``settings`` are the job's, pickled with the function: the Python worker does not read
+    its own environment.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
 
     def open(self, runtime_context: RuntimeContext) -> None:
         import redis
@@ -39,7 +47,7 @@ class LakeSink(FlatMapFunction):
         from pipelines.ingest.delta_sink import OffsetTiedWriter, open_table
         from pipelines.ingest.job import BATCH_COLUMNS
 
-        settings = get_settings()
+        settings = self.settings
         topic = settings.kafka.play_events_topic
         self.columns = list(BATCH_COLUMNS)
         self.bronze = OffsetTiedWriter(PLAY_EVENTS, settings, topic)
@@ -73,8 +81,6 @@ class LakeSink(FlatMapFunction):
         redis_rows = self.redis.apply(columns)
         redis_ms = round((time.perf_counter() - redis_started) * 1000, 1)
         redis_at = datetime.now(UTC).isoformat(timespec="milliseconds")
-        columns["start_time"] = columns.pop("start_us")
-        columns["end_time"] = columns.pop("end_us")
         columns["ingested_at"] = [datetime.now(UTC)] * received
         rows = self.bronze.write(columns)
         return {

@@ -7,8 +7,9 @@ from collections.abc import Iterator
 import pytest
 import redis
 
+from encore.keys import LATEST_WINDOW_KEY, offsets_key, recent_key, trending_key
 from encore.settings import Settings
-from pipelines.ingest.aggregates import RedisAggregates, recent_key, trending_key
+from pipelines.ingest.aggregates import RedisAggregates
 
 pytestmark = pytest.mark.integration
 
@@ -25,14 +26,15 @@ def client(platform: Settings) -> Iterator[redis.Redis]:
 
 
 def batch(rows: list[tuple[int, int, str, str, str, int]]) -> dict[str, list]:
-    """rows: (partition, offset, user, song, country, start_us)."""
+    """rows: (partition, offset, user, song, country, start_us); event time = start."""
     return {
         "kafka_partition": [r[0] for r in rows],
         "kafka_offset": [r[1] for r in rows],
         "user_id": [r[2] for r in rows],
         "song_id": [r[3] for r in rows],
         "country_code": [r[4] for r in rows],
-        "start_us": [r[5] for r in rows],
+        "start_time": [r[5] for r in rows],
+        "event_time_us": [r[5] for r in rows],
         "event_id": [f"e-{r[0]}-{r[1]}" for r in rows],
         "event_type": ["play"] * len(rows),
         "ms_played": [1000] * len(rows),
@@ -63,7 +65,16 @@ def test_counts_and_recent_plays(client: redis.Redis, platform: Settings) -> Non
         True,
         False,
     ]
-    assert client.ttl(recent_key("u1")) > 0
+    ttl = platform.flink.redis_ttl_s
+    for key in (recent_key("u1"), trending_key("US"), trending_key("US", window)):
+        assert ttl - 5 <= client.ttl(key) <= ttl, key
+    # the marker of each country's current window expires like the keys it points at
+    assert ttl - 5 <= client.ttl(LATEST_WINDOW_KEY) <= ttl
+    assert client.hgetall(LATEST_WINDOW_KEY) == {
+        b"US": str(window).encode(),
+        b"GB": str(window).encode(),
+    }
+    assert client.hgetall(offsets_key("play-events")) == {b"0": b"2", b"1": b"2"}
 
 
 def test_a_replayed_batch_changes_nothing(client: redis.Redis, platform: Settings) -> None:
@@ -87,3 +98,22 @@ def test_the_country_key_follows_the_newest_window(client: redis.Redis, platform
     agg.apply(batch([(0, 2, "u1", "new", "SE", later), (0, 3, "u2", "old", "SE", T0_US + 5)]))
     assert client.zrange(trending_key("SE"), 0, -1, withscores=True) == [(b"new", 1.0)]
     assert client.zscore(trending_key("SE", T0_US // 1_000_000), "old") == 2.0
+
+
+def test_a_marker_in_the_future_is_forgotten(client: redis.Redis, platform: Settings) -> None:
+    """A marker left by a client clock in 2099 (an older job) does not freeze the country."""
+    stuck = 4_070_908_800  # 2099-01-01
+    client.hset(LATEST_WINDOW_KEY, "SE", stuck)
+    client.zadd(trending_key("SE"), {"from-2099": 1})
+    aggregates(client, platform).apply(batch([(0, 1, "u1", "now", "SE", T0_US)]))
+    assert client.zrange(trending_key("SE"), 0, -1, withscores=True) == [(b"now", 1.0)]
+    assert client.hget(LATEST_WINDOW_KEY, "SE") == str(T0_US // 1_000_000).encode()
+
+
+def test_trending_counts_by_event_time_not_start(client: redis.Redis, platform: Settings) -> None:
+    """The job clamps event time to arrival; a start_time ahead of it picks no window."""
+    rows = batch([(0, 1, "u1", "s1", "FR", T0_US + 4 * 60 * 1_000_000)])
+    rows["event_time_us"] = [T0_US]  # arrived at T0: the client's clock ran 4 min ahead
+    aggregates(client, platform).apply(rows)
+    assert client.hget(LATEST_WINDOW_KEY, "FR") == str(T0_US // 1_000_000).encode()
+    assert client.zscore(trending_key("FR", T0_US // 1_000_000), "s1") == 1.0
