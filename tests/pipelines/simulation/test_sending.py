@@ -118,7 +118,7 @@ def test_post_to_api_counts_malformed_as_rejected(served: tuple[Settings, str]) 
 
 def test_post_to_api_reports_a_wrong_token(served: tuple[Settings, str]) -> None:
     _, api_url = served
-    events = list(generate_events(SimulationConfig(users=50, max_events=10)))
+    events = list(generate_events(SimulationConfig(users=500, start=RECENT, max_events=10)))
     report = post_to_api(api_url, "not-the-token", events, batch_size=5, concurrency=1)
     assert report.sent == 0 and report.failed == 10
     assert "401" in report.errors[0]
@@ -182,7 +182,7 @@ def test_post_to_api_retries_503_then_reports_failure(platform: Settings) -> Non
     )
     broken = with_api_port(broken)
     with services.running(broken, "api", instance="api-broken-kafka", env=DEVELOPMENT) as api:
-        events = list(generate_events(SimulationConfig(users=50, max_events=10)))
+        events = list(generate_events(SimulationConfig(users=500, start=RECENT, max_events=10)))
         token = broken.api.service_token.get_secret_value()
         report = post_to_api(
             api.address(broken), token, events, batch_size=10, concurrency=1, max_retries=2
