@@ -1,11 +1,17 @@
-"""Producer settings and the memoised partitioner (no services)."""
+"""Producer settings, the memoised partitioner and wedge detection (no services)."""
 
 from __future__ import annotations
 
+from kafka.errors import KafkaError
 from kafka.partitioner import DefaultPartitioner
+from kafka.producer.transaction_manager import (
+    ProducerIdAndEpoch,
+    TransactionManager,
+    TransactionState,
+)
 
 from encore.settings import Settings
-from streaming_api.producer import KeyCachePartitioner, producer_config
+from streaming_api.producer import KeyCachePartitioner, producer_config, wedged
 
 
 class FakeCluster:
@@ -41,3 +47,28 @@ def test_producer_is_durable_and_bounded_in_time() -> None:
     assert config["delivery_timeout_ms"] >= config["linger_ms"] + config["request_timeout_ms"]
     # half the budget waiting for the client, half blocked in send(): never past the timeout
     assert config["max_block_ms"] == 2000 and config["bootstrap_timeout_ms"] <= 2000
+
+
+class WedgeableProducer:
+    """Just the part of ``KafkaProducer`` that ``wedged`` reads: its transaction manager."""
+
+    def __init__(self) -> None:
+        self._transaction_manager = TransactionManager()
+
+
+def test_a_reset_producer_id_wedges_kafka_python_and_is_detected() -> None:
+    producer = WedgeableProducer()
+    manager = producer._transaction_manager
+    manager.init_producer_id()  # what the sender does first: UNINITIALIZED -> INITIALIZING
+    manager._transition_to(TransactionState.READY)  # the InitProducerId response arrived
+    manager.set_producer_id_and_epoch(ProducerIdAndEpoch(7, 0))
+    assert wedged(producer) is None
+
+    # a batch the broker held expired after being sent: Sender._send_producer_data resets
+    manager.reset_producer_id()
+    manager.init_producer_id()  # the sender's every loop asks again ...
+    assert not manager.has_producer_id()  # ... and never gets one: READY is not UNINITIALIZED
+    assert "producer id was reset" in wedged(producer)
+
+    manager.transition_to_fatal_error(KafkaError("boom"))
+    assert "fatal" in wedged(producer)
