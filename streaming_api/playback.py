@@ -1,11 +1,14 @@
 """Playback events as the API receives them: parse, validate, encode for Kafka.
 
 The hot path of the API. A request body is parsed once by pydantic-core (Rust) and validated
-as a whole against the v1 contract (``encore.events.PlayEventV1``) before anything is sent:
-one bad item rejects the request, so a batch is all-or-nothing and a client can retry it
-as is. Validation is pydantic's strict JSON mode: a JSON value of the wrong type (``"180000"``
-for ``ms_played``, a number for a time) is rejected, not coerced, so a client's type errors
-surface at once; ISO-8601 strings for times and UUIDs are what the contract specifies.
+as a whole against the v1 contract before anything is sent: one bad item rejects the
+request, so a batch is all-or-nothing and a client can retry it as is. The checks are
+``encore.events``' (the ingestion job applies the same ones to records arriving on Kafka):
+pydantic's strict JSON mode (a JSON value of the wrong type, ``"180000"`` for ``ms_played``
+or a number for a time, is rejected, not coerced), then the time bounds of ``start_time``
+against the request's arrival (``settings.events``). The common case, a well-formed batch,
+costs one Rust pass plus two comparisons per event; only a failing body takes the slower
+path that names every problem.
 
 Encoding uses pydantic's Rust serializer, which writes the same bytes as
 ``PlayEventV1.to_json_bytes()`` at a fraction of the cost (a test pins that equality).
@@ -13,15 +16,21 @@ Encoding uses pydantic's Rust serializer, which writes the same bytes as
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import pydantic_core
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
-from encore.events import PlayEventV1
+from encore.events import (
+    PlayEventInvalid,
+    PlayEventV1,
+    time_bound_problems,
+    validate_play_event_json,
+    validate_play_events_json,
+)
+from encore.settings import EventsSettings
 from streaming_api.errors import EventValidationError, PayloadTooLargeError
-
-_EVENT_LIST = TypeAdapter(list[PlayEventV1])
 
 
 class PlayEventBatch(BaseModel):
@@ -49,16 +58,25 @@ def request_body_schema(max_events: int) -> dict[str, Any]:
     return {"schema": schema, "components": defs}
 
 
-def parse_playback_events(body: bytes, max_events: int) -> list[PlayEventV1]:
-    """Validate a request body holding one v1 event or ``{"events": [...]}``.
+def parse_playback_events(
+    body: bytes,
+    max_events: int,
+    arrival: datetime | None = None,
+    bounds: EventsSettings | None = None,
+) -> list[PlayEventV1]:
+    """Validate a request body holding one v1 event or ``{"events": [...]}`` that arrived
+    at ``arrival`` (default: now), with the contract's time ``bounds`` (default: defaults).
 
     Raises:
         EventValidationError: the body is not JSON, or items break the contract; every bad
             item is named by index, field and reason.
         PayloadTooLargeError: the batch holds more than ``max_events`` events.
     """
-    # Fast path: a well-formed batch is parsed and validated in one pass in Rust. Anything
-    # else falls through to the slower path below, which exists to name what is wrong.
+    arrival = arrival or datetime.now(UTC)
+    bounds = bounds or EventsSettings()
+    # Fast path: a well-formed batch is parsed and validated in one pass in Rust, then its
+    # times are checked against the arrival. Anything else falls through to the slower path
+    # below, which exists to name what is wrong.
     try:
         batch = PlayEventBatch.model_validate_json(body, strict=True)
     except ValidationError:
@@ -66,6 +84,9 @@ def parse_playback_events(body: bytes, max_events: int) -> list[PlayEventV1]:
     else:
         if len(batch.events) > max_events:
             raise PayloadTooLargeError(_too_many(len(batch.events), max_events))
+        problems = time_bound_problems(batch.events, arrival, bounds)
+        if problems:
+            raise _named_items(problems, batch_size=len(batch.events))
         return batch.events
 
     try:
@@ -96,14 +117,14 @@ def parse_playback_events(body: bytes, max_events: int) -> list[PlayEventV1]:
             raise PayloadTooLargeError(_too_many(len(events), max_events))
         try:
             # back to JSON so the checks are exactly the fast path's (strict JSON mode)
-            return _EVENT_LIST.validate_json(pydantic_core.to_json(events), strict=True)
-        except ValidationError as error:
-            raise _named_items(error, batch_size=len(events)) from None
+            return validate_play_events_json(pydantic_core.to_json(events), arrival, bounds)
+        except PlayEventInvalid as error:
+            raise _named_items(error.problems, batch_size=len(events)) from None
 
     try:
-        return [PlayEventV1.model_validate_json(body, strict=True)]
-    except ValidationError as error:
-        raise _named_items(error, batch_size=None) from None
+        return [validate_play_event_json(body, arrival, bounds)]
+    except PlayEventInvalid as error:
+        raise _named_items(error.problems, batch_size=None) from None
 
 
 def encode_event(event: PlayEventV1) -> bytes:
@@ -118,24 +139,12 @@ def _too_many(count: int, max_events: int) -> str:
     )
 
 
-def _named_items(error: ValidationError, batch_size: int | None) -> EventValidationError:
-    items = []
-    for detail in error.errors(include_url=False, include_input=False):
-        loc = list(detail["loc"])
-        index = loc.pop(0) if batch_size is not None and loc and isinstance(loc[0], int) else None
-        items.append(
-            {
-                "index": index,
-                "field": ".".join(str(part) for part in loc) or "(event)",
-                "reason": detail["msg"],
-                "type": detail["type"],
-            }
-        )
+def _named_items(problems: list[dict], batch_size: int | None) -> EventValidationError:
     if batch_size is None:
         message = "the event is invalid; it was not accepted"
     else:
-        bad = len({item["index"] for item in items})
+        bad = len({item["index"] for item in problems})
         message = (
             f"{bad} of {batch_size} events are invalid; nothing from this request was accepted"
         )
-    return EventValidationError(message, items)
+    return EventValidationError(message, problems)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import anyio.to_thread
 from fastapi import APIRouter, Request, status
 
@@ -40,7 +42,9 @@ async def post_playback_events(
     The whole request is validated before anything is stored: if any event is invalid the
     answer is **422** and `errors` names each bad item (`index` in `events`, `field`,
     `reason`), and no event of the request is recorded. Fix or drop those items and send the
-    rest again.
+    rest again. `start_time` must lie between 30 days before and 5 minutes after the
+    request (`events.max_event_age_s`, `events.max_clock_skew_s`); older history is
+    imported, not posted.
 
     **202** means Kafka has durably stored every event (the listed `event_ids`): they will
     reach the lake. **503** means they could not be stored in time; nothing is claimed, so
@@ -50,10 +54,13 @@ async def post_playback_events(
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLargeError(f"the body has {declared} bytes; the limit is {limit}")
+    arrival = datetime.now(UTC)  # the request's time: what the contract's time bounds use
     body = await request.body()
     if len(body) > limit:
         raise PayloadTooLargeError(f"the body has {len(body)} bytes; the limit is {limit}")
-    events = parse_playback_events(body, settings.api.max_batch_events)
+    events = parse_playback_events(
+        body, settings.api.max_batch_events, arrival=arrival, bounds=settings.events
+    )
     principal.check_may_post_for({event.user_id for event in events})
     # Sending and waiting for the acks blocks: keep it off the event loop.
     event_ids = await anyio.to_thread.run_sync(producer.publish, events)
