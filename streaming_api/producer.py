@@ -180,8 +180,6 @@ class EventProducer:
         self._producer: KafkaProducer | None = None
         self._connect: _Connect | None = None
         self._lock = threading.Lock()
-        self.replacements = 0
-        """How many wedged clients were replaced (for logs and tests)."""
 
     def connect(self, wait_s: float | None = None) -> KafkaProducer:
         """The Kafka client, created (in the background) if there is none or it is wedged.
@@ -224,7 +222,6 @@ class EventProducer:
         # Caller holds self._lock.
         log.warning("Replacing the Kafka producer: %s", reason)
         self._producer = None
-        self.replacements += 1
         threading.Thread(
             target=discard, args=(producer,), name="encore-kafka-discard", daemon=True
         ).start()
@@ -293,6 +290,9 @@ class EventProducer:
         """Deliver what is pending (up to the produce timeout), then close."""
         with self._lock:
             producer, self._producer = self._producer, None
+            attempt, self._connect = self._connect, None
+        if attempt is not None and attempt.producer is not None:  # created, never used
+            attempt.producer.close(timeout=0)
         if producer is not None:
             try:
                 producer.close(timeout=self._timeout_s)
