@@ -163,10 +163,12 @@ def tune_ensemble_weights(
     rows = fit_part[users]
     cached = blend.member_scores(users, rows)
     seen_r, seen_c = rows.nonzero()
+    empty = np.diff(rows.indptr) == 0
     names = list(cached)
 
     def score(weights: dict[str, float]) -> float:
         total = sum(weights[n] * cached[n] for n in names)
+        total[empty] = blend.fallback_popularity  # as Recommender.recommend does
         total[seen_r, seen_c] = -np.inf
         ids, _ = top_n(total, k)
         return ranking_metrics(ids, validation, users, k)[f"ndcg@{k}"]

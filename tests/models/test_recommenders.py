@@ -197,6 +197,19 @@ def test_unfitted_and_bad_input_fail_clearly() -> None:
         create_recommender("tagknn").fit(checkerboard())
 
 
+def test_als_pins_blas_so_implicit_does_not_warn() -> None:
+    """implicit warns when OpenBLAS runs a thread pool; the library path pins it itself."""
+    import warnings
+
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    if not any(api.get("internal_api") == "openblas" for api in threadpool_info()):
+        pytest.skip("implicit only checks OpenBLAS and MKL thread pools; neither is loaded")
+    with threadpool_limits(2, "blas"), warnings.catch_warnings():
+        warnings.simplefilter("error")
+        create_recommender("als", **PARAMS["als"]).fit(checkerboard())
+
+
 def test_weighting_belongs_to_the_model() -> None:
     """The same raw counts give different ALS models under different weightings."""
     board = checkerboard()
