@@ -191,7 +191,7 @@ def time_bound_problems(
         elif start < earliest:
             reason = (
                 f"start_time {start.isoformat()} is more than {bounds.max_event_age_s} s "
-                f"before its arrival {arrival.isoformat()} (events.max_event_age_s); "
+                f"before its arrival {arrival.isoformat()} (events.max_event_age_s), "
                 "older history is imported, not sent live"
             )
         else:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import random
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 from encore.events import PlayEventV1
 
@@ -78,3 +78,105 @@ def mixed_records(
         records.insert(rng.randrange(len(records)), (f"user-{i}", value))
         reasons.append(reason)
     return records, {str(e.event_id) for e in events}, reasons
+
+
+def _record(now: datetime, **overrides: object) -> dict:
+    """A valid v1 record as JSON types, starting a minute before ``now``."""
+    start = now - timedelta(minutes=1)
+    record = {
+        "event_id": str(uuid.uuid4()),
+        "user_id": "strict-user",
+        "song_id": "strict-song",
+        "start_time": start.isoformat().replace("+00:00", "Z"),
+        "end_time": (start + timedelta(seconds=50)).isoformat().replace("+00:00", "Z"),
+        "ms_played": 45_000,
+        "event_type": "play",
+        "device_type": "mobile",
+        "country_code": "SE",
+    }
+    record.update(overrides)
+    return record
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+def bad_corpus(now: datetime) -> list[tuple[str, bytes, str]]:
+    """(case, JSON value, the field its rejection names) for records arriving at ``now``.
+
+    Every one must be refused by the API (422 naming ``field``) and by the job's parse
+    (a reason naming ``field``): the same contract, the same strictness.
+    """
+    future = datetime(2099, 1, 1, tzinfo=UTC)
+    old = now - timedelta(days=31)
+    cases: list[tuple[str, dict, str]] = [
+        ("string-typed number", _record(now, ms_played="45000"), "ms_played"),
+        ("bool for int", _record(now, ms_played=True), "ms_played"),
+        ("float for int", _record(now, ms_played=45000.5), "ms_played"),
+        ("number-typed time", _record(now, start_time=int(now.timestamp()) - 60), "start_time"),
+        (
+            "naive time",
+            _record(now, start_time=_iso(now - timedelta(minutes=1))[:-1]),
+            "start_time",
+        ),
+        (
+            "far future",
+            _record(now, start_time=_iso(future), end_time=_iso(future + timedelta(minutes=1))),
+            "start_time",
+        ),
+        (
+            "past the clock skew",
+            _record(
+                now,
+                start_time=_iso(now + timedelta(minutes=6)),
+                end_time=_iso(now + timedelta(minutes=7)),
+            ),
+            "start_time",
+        ),
+        (
+            "too old",
+            _record(now, start_time=_iso(old), end_time=_iso(old + timedelta(minutes=1))),
+            "start_time",
+        ),
+        ("end before start", _record(now, end_time=_iso(now - timedelta(minutes=2))), "(event)"),
+        ("ms_played over the wall time", _record(now, ms_played=120_000), "(event)"),
+        ("negative ms_played", _record(now, ms_played=-1), "ms_played"),
+        ("unknown field", _record(now, mood="happy"), "mood"),
+        ("bad country pattern", _record(now, country_code="usa"), "country_code"),
+        ("bad uuid", _record(now, event_id="not-a-uuid"), "event_id"),
+        ("unknown event type", _record(now, event_type="pause"), "event_type"),
+        ("string schema version", _record(now, schema_version="1"), "schema_version"),
+        ("bad id characters", _record(now, user_id="ada lovelace"), "user_id"),
+        ("missing field", {k: v for k, v in _record(now).items() if k != "song_id"}, "song_id"),
+    ]
+    return [(case, json.dumps(record).encode(), field) for case, record, field in cases]
+
+
+def good_corpus(now: datetime) -> list[tuple[str, bytes]]:
+    """(case, JSON value) records arriving at ``now`` that both the API and the job accept."""
+    skewed = now + timedelta(minutes=4)
+    old = now - timedelta(days=29)
+    cases = [
+        ("plain", _record(now)),
+        (
+            "offset time",
+            _record(
+                now,
+                start_time=(now - timedelta(minutes=1))
+                .astimezone(timezone(timedelta(hours=-3)))
+                .isoformat(),
+            ),
+        ),
+        (
+            "in-skew future",
+            _record(now, start_time=_iso(skewed), end_time=_iso(skewed + timedelta(minutes=1))),
+        ),
+        (
+            "29 days old",
+            _record(now, start_time=_iso(old), end_time=_iso(old + timedelta(minutes=1))),
+        ),
+        ("zero ms_played, like", _record(now, ms_played=0, event_type="like")),
+        ("explicit schema version", _record(now, schema_version=1, device_type="car")),
+    ]
+    return [(case, json.dumps(record).encode()) for case, record in cases]
