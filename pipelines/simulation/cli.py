@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import typer
 
-from pipelines.simulation.run import Target
+from pipelines.simulation.run import Target, default_start
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)([dhms])")
 _UNITS = {"d": "days", "h": "hours", "m": "minutes", "s": "seconds"}
@@ -41,7 +41,13 @@ def register(app: typer.Typer) -> None:
     def simulate(
         seed: int = typer.Option(0, help="Same seed, same events (ids included)."),
         start: str = typer.Option(
-            "2026-11-23T18:00:00Z", help="Simulated start time (ISO-8601, or 'now')."
+            None,
+            help=(
+                "Simulated start time (ISO-8601, or 'now'). Default: the whole hour before "
+                "now minus --duration, so the events are recent enough for the API; give "
+                "--start (with --seed) for a reproducible run."
+            ),
+            show_default=False,
         ),
         duration: str = typer.Option("1h", help="Simulated listening span: 90s, 15m, 1h, 2d."),
         users: int = typer.Option(10_000, help="Listeners (synthetic population)."),
@@ -75,12 +81,13 @@ def register(app: typer.Typer) -> None:
 
         console = Console(stderr=True)
         settings = get_settings()
+        span = parse_duration(duration)
         try:
             options = SimulationOptions(
                 config=SimulationConfig(
                     seed=seed,
-                    start=parse_start(start),
-                    duration=parse_duration(duration),
+                    start=parse_start(start) if start else default_start(span),
+                    duration=span,
                     users=users,
                     artists=artists,
                     dataset=dataset,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 from encore.errors import ConfigurationError
@@ -22,6 +23,15 @@ from pipelines.simulation.senders import SendReport, post_to_api, send_to_kafka
 class Target(StrEnum):
     api = "api"
     kafka = "kafka"
+
+
+def default_start(duration: timedelta, now: datetime | None = None) -> datetime:
+    """The whole hour at or before ``now - duration``: a run of ``duration`` then ends by
+    ``now``, so its events sit inside the event contract's age bound
+    (``settings.events.max_event_age_s``) whenever the duration does. Not reproducible from
+    one hour to the next: give an explicit start for that."""
+    now = now or datetime.now(UTC)
+    return (now - duration).replace(minute=0, second=0, microsecond=0)
 
 
 @dataclass(frozen=True)

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 
 from encore.errors import ConfigurationError
-from pipelines.simulation import SimulationOptions, Target
+from encore.events import PlayEventV1, time_bound_problems
+from encore.settings import EventsSettings
+from pipelines.simulation import SimulationConfig, SimulationOptions, Target, generate_events
+from pipelines.simulation.run import default_start
 
 
 @pytest.mark.parametrize(
@@ -21,3 +26,29 @@ def test_target_may_be_named_by_its_string() -> None:
     assert SimulationOptions(target="kafka").target is Target.kafka
     with pytest.raises(ConfigurationError, match="'carrier-pigeon'; known: api, kafka"):
         SimulationOptions(target="carrier-pigeon")
+
+
+@pytest.mark.parametrize("duration", [timedelta(minutes=15), timedelta(hours=1), timedelta(days=2)])
+@pytest.mark.parametrize("now", [None, datetime(2027, 3, 1, 9, 41, 7, tzinfo=UTC)])
+def test_default_start_keeps_every_event_inside_the_contract_horizon(
+    duration: timedelta, now: datetime | None
+) -> None:
+    arrival = now or datetime.now(UTC)
+    start = default_start(duration, now)
+    assert start == start.replace(minute=0, second=0, microsecond=0)
+    assert arrival - duration - timedelta(hours=1) < start <= arrival - duration
+    config = SimulationConfig(seed=3, start=start, duration=duration, users=500, artists=50)
+    events = [PlayEventV1.model_validate(e) for e in generate_events(config)]
+    assert events and max(e.start_time for e in events) >= start + duration / 2
+    assert time_bound_problems(events, arrival, EventsSettings()) == []
+
+
+def test_simulate_help_names_the_default_start_and_how_to_reproduce() -> None:
+    from typer.testing import CliRunner
+
+    from encore.cli import app
+
+    result = CliRunner().invoke(app, ["simulate", "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0
+    assert "2026-11-23" not in result.output
+    assert "minus --duration" in result.output and "reproducible" in result.output
