@@ -8,11 +8,17 @@ from pipelines.simulation import SimulationConfig, generate_events
 
 
 def simulated_events(count: int, *, seed: int, days: int) -> list[dict]:
-    """``count`` valid v1 records from 20,000 simulated listeners over ``days`` days."""
+    """``count`` valid v1 records from 20,000 simulated listeners over ``days`` days.
+
+    The span ends an hour before now: the contract refuses events older than
+    ``events.max_event_age_s`` (30 days) or later than arrival + the clock skew, so a fixed
+    date would stop being valid. The same seed gives the same listening, shifted in time.
+    """
+    last_hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
     config = SimulationConfig(
         seed=seed,
         users=20_000,
-        start=datetime(2026, 11, 23, 17, 0, tzinfo=UTC),
+        start=last_hour - timedelta(days=days, hours=1),
         duration=timedelta(days=days),
         max_events=count,
     )
