@@ -29,3 +29,15 @@ def test_arrow_schema_is_explicit():
 def test_unknown_table_names_the_known_ones():
     with pytest.raises(NotFoundError, match=r"bronze\.play_events"):
         get_table("bronze.nope")
+
+
+def test_bronze_play_events_hold_every_event_field():
+    """An event field missing from the registry would be dropped by the job (and vice versa
+    the job's parse would find no value): the model and the registry move together."""
+    from encore.events import PlayEventV1
+
+    derived = {"event_date"}
+    added_by_ingest = {"kafka_partition", "kafka_offset", "ingested_at"}
+    assert (
+        set(PlayEventV1.model_fields) == set(PLAY_EVENTS.column_names) - derived - added_by_ingest
+    )
