@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from models.base import ModelError, Recommender
+from models.base import ModelError, Recommender, UnknownItemError, UnknownUserError
 
 BASELINES = ("pop", "itemknn", "ease")
 
@@ -55,4 +55,11 @@ def create_recommender(name: str, **params: Any) -> Recommender:
         raise ModelError(f"recommender {name}: {error}") from error
 
 
-__all__ = ["BASELINES", "ModelError", "Recommender", "create_recommender"]
+__all__ = [
+    "BASELINES",
+    "ModelError",
+    "Recommender",
+    "UnknownItemError",
+    "UnknownUserError",
+    "create_recommender",
+]

@@ -307,11 +307,12 @@ POPULARITY_BLIND = {
 }
 
 
-@pytest.fixture(scope="module")
-def realistic():
+@pytest.fixture(scope="module", params=[0, 1], ids=lambda seed: f"data{seed}")
+def realistic(request: pytest.FixtureRequest):
     """1500 listeners x 1500 artists, 20 latent genres, 200 noisy tags; 20% held out."""
-    data = generate(users=1500, items=1500, genres=20, tags=200, seed=0)
-    train, test = holdout_split(data.user_items, 0.2, seed=0)
+    seed = request.param
+    data = generate(users=1500, items=1500, genres=20, tags=200, seed=seed)
+    train, test = holdout_split(data.user_items, 0.2, seed=seed)
     genre = np.asarray([int(name.rsplit("-g", 1)[1]) for name in data.item_names])
     fitted: dict[str, Recommender] = {}
 
