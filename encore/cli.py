@@ -16,7 +16,7 @@ from rich.table import Table
 
 from encore import logs, parts, services
 from encore.errors import EncoreError
-from encore.settings import Settings, get_settings
+from encore.settings import Settings, SettingsError, get_settings
 
 app = typer.Typer(
     name="encore",
@@ -51,7 +51,12 @@ def main(
         False, "--verbose", "-v", help="Show libraries' log lines too (always in logs/encore.log)."
     ),
 ) -> None:
-    logs.configure(get_settings().home, verbose=verbose, packages=parts.part_packages())
+    try:  # the first read of the settings: a mistake in them is one line, exit 2
+        settings = get_settings()
+    except SettingsError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(code=2) from None
+    logs.configure(settings.home, verbose=verbose, packages=parts.part_packages())
 
 
 @app.command()

@@ -4,16 +4,36 @@ Defaults are the embedded, one-machine ones; production overrides them with envi
 variables only: prefix ``ENCORE_``, nested delimiter ``__``
 (``ENCORE_KAFKA__BOOTSTRAP_SERVERS=broker-1:9092,broker-2:9092``). Nothing else in the code
 base reads ``os.environ`` for configuration.
+
+Mistakes are refused when ``Settings()`` is built, with one line naming the variable
+(:class:`SettingsError`): an ``ENCORE_*`` variable that is not a setting (a misspelling would
+otherwise leave the default in place, a secret's included) and an impossible value (a port
+outside 1-65535, a zero timeout, a URL of the wrong scheme).
 """
 
 from __future__ import annotations
 
+import difflib
+import ipaddress
 import json
+import os
+import re
 from functools import lru_cache
 from pathlib import Path
+from typing import Annotated, Any
 
-from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from encore.errors import ConfigurationError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -30,14 +50,82 @@ DEFAULT_PORTS = {
 }
 
 
-class KafkaSettings(BaseModel):
-    bootstrap_servers: str = ""
+ENV_PREFIX = "ENCORE_"
+NOT_SETTINGS = frozenset({"ENCORE_SETUP_AIRFLOW"})
+"""``ENCORE_*`` variables read by scripts (``infra/setup.sh``), not settings."""
+
+
+class SettingsError(ConfigurationError, ValueError):
+    """Settings that cannot be: an unknown ``ENCORE_*`` variable or an impossible value.
+
+    The message is one line naming each variable and what was expected.
+    """
+
+
+def _url(*schemes: str) -> AfterValidator:
+    """Empty (the embedded default) or a URL of one of ``schemes`` with a host or path."""
+
+    def check(value: str) -> str:
+        scheme, sep, rest = value.partition("://")
+        if value and (not sep or scheme not in schemes or not rest.strip("/")):
+            raise ValueError(f"expected empty or a {' or '.join(s + '://' for s in schemes)} URL")
+        return value
+
+    return AfterValidator(check)
+
+
+def _host_ports(value: str) -> str:
+    for server in filter(None, (part.strip() for part in value.split(","))):
+        host, _, port = server.rpartition(":")
+        if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+            raise ValueError(f"expected a comma-separated host:port list, got {server!r}")
+    return value
+
+
+# One expression of the ``limits`` library's grammar (checked here without importing it:
+# the Flink and Airflow environments read these settings too and do not have it).
+_RATE = re.compile(
+    r"\s*[1-9][0-9]*\s*(/|\s*per\s*)\s*([1-9][0-9]*)?\s*(second|minute|hour|day)s?\s*"
+)
+
+
+def _rate(value: str) -> str:
+    if not _RATE.fullmatch(value):
+        raise ValueError("expected a rate like '5/minute', '3/2 seconds' or '20 per hour'")
+    return value
+
+
+def _networks(value: str) -> str:
+    for part in filter(None, (p.strip() for p in value.split(","))):
+        try:
+            ipaddress.ip_network(part, strict=False)
+        except ValueError:
+            raise ValueError(
+                f"expected comma-separated IP addresses or CIDRs, got {part!r}"
+            ) from None
+    return value
+
+
+Port = Annotated[int, Field(ge=1, le=65535)]
+Positive = Annotated[int, Field(gt=0)]
+NonNegative = Annotated[int, Field(ge=0)]
+Rate = Annotated[str, AfterValidator(_rate)]
+
+
+class Section(BaseModel):
+    """A settings section: unknown keys are refused, not ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class KafkaSettings(Section):
+    bootstrap_servers: Annotated[str, AfterValidator(_host_ports)] = ""
     """Comma-separated ``host:port`` list; empty means the embedded broker on ``port``."""
-    port: int = DEFAULT_PORTS["kafka"]
-    controller_port: int = DEFAULT_PORTS["kafka_controller"]
-    play_events_topic: str = "play-events"
-    play_events_partitions: int = 6
-    replication_factor: int = 1
+    port: Port = DEFAULT_PORTS["kafka"]
+    controller_port: Port = DEFAULT_PORTS["kafka_controller"]
+    play_events_topic: str = Field("play-events", min_length=1)
+    play_events_partitions: Positive = 6
+    replication_factor: Positive = 1
     """Of the topics Encore creates; raise it on a real cluster (3 is usual)."""
     heap: str = "512m"
 
@@ -46,20 +134,20 @@ class KafkaSettings(BaseModel):
         return self.bootstrap_servers or f"localhost:{self.port}"
 
 
-class RedisSettings(BaseModel):
-    url: str = ""
+class RedisSettings(Section):
+    url: Annotated[str, _url("redis", "rediss", "unix")] = ""
     """A ``redis://`` URL; empty means the embedded server on ``port``."""
-    port: int = DEFAULT_PORTS["redis"]
+    port: Port = DEFAULT_PORTS["redis"]
 
     @property
     def effective_url(self) -> str:
         return self.url or f"redis://localhost:{self.port}/0"
 
 
-class PostgresSettings(BaseModel):
-    dsn: str = ""
+class PostgresSettings(Section):
+    dsn: Annotated[str, _url("postgresql", "postgres", "postgresql+psycopg")] = ""
     """A ``postgresql://`` DSN; empty means the embedded cluster on ``port``."""
-    port: int = DEFAULT_PORTS["postgres"]
+    port: Port = DEFAULT_PORTS["postgres"]
     user: str = "encore"
     database: str = "encore"
     mlflow_database: str = "mlflow"
@@ -75,100 +163,113 @@ class PostgresSettings(BaseModel):
         return f"{base}/{self.mlflow_database}"
 
 
-class MlflowSettings(BaseModel):
+class MlflowSettings(Section):
     tracking_uri: str = ""
     """Empty means the embedded tracking server on ``port``."""
-    port: int = DEFAULT_PORTS["mlflow"]
+    port: Port = DEFAULT_PORTS["mlflow"]
     artifacts_root: str = ""
     """Where the embedded server stores artifacts; empty means ``$ENCORE_HOME/mlflow``."""
-    workers: int = 1
+    workers: Positive = 1
 
     @property
     def effective_tracking_uri(self) -> str:
         return self.tracking_uri or f"http://127.0.0.1:{self.port}"
 
 
-class LakeSettings(BaseModel):
+class LakeSettings(Section):
     root: str = ""
     """Lake root: a local directory or an ``s3://`` URI; empty means ``$ENCORE_HOME/lake``."""
     storage_options: dict[str, str] = Field(default_factory=dict)
     """Passed to delta-rs for object stores (``AWS_REGION``, ``AWS_ENDPOINT_URL``, ...)."""
 
 
-class SparkSettings(BaseModel):
+class SparkSettings(Section):
     master: str = "local[*]"
     """``local[*]`` embedded; ``spark://host:7077``, ``yarn`` or ``k8s://...`` beyond."""
     driver_memory: str = "2g"
-    shuffle_partitions: int = 8
+    shuffle_partitions: Positive = 8
     ui_enabled: bool = False
 
 
-class FlinkSettings(BaseModel):
+class FlinkSettings(Section):
     jobmanager: str = ""
     """``host:port`` of a Flink JobManager's REST endpoint; empty runs the mini-cluster."""
-    parallelism: int = 2
-    checkpoint_interval_ms: int = 2000
+    parallelism: Positive = 2
+    checkpoint_interval_ms: Positive = 2000
     venv: str = ""
     """The Flink environment's venv; empty means ``infra/envs/flink/.venv`` in the checkout."""
     state_backend: str = "rocksdb"
     """``rocksdb`` (incremental checkpoints: cost follows the change, not the dedup state's
     size) or ``hashmap`` (faster per record, full snapshots; fine for small state)."""
-    dedup_ttl_s: int = 3600
+    dedup_ttl_s: Positive = 3600
     """How long an ``event_id`` is remembered for de-duplication (producer retries, client
     resends). A copy arriving later than this is stored twice."""
-    commit_interval_ms: int = 1000
+    commit_interval_ms: Positive = 1000
     """Ingestion micro-batch: one Delta commit per table and one Redis transaction per
     interval (freshness vs Delta log size)."""
-    trending_window_s: int = 300
+    trending_window_s: Positive = 300
     """Tumbling event-time window of the trending-songs counts."""
-    trending_lateness_s: int = 10
+    trending_lateness_s: NonNegative = 10
     """Event-time watermark lag: how late a play may arrive and still count in Delta."""
-    recent_plays: int = 50
+    recent_plays: Positive = 50
     """Length of each ``recent:v1:<user>`` list."""
-    redis_ttl_s: int = 86400
+    redis_ttl_s: Positive = 86400
     """TTL of the real-time Redis keys (reset on every write)."""
 
 
-class EventsSettings(BaseModel):
+class EventsSettings(Section):
     """Time bounds of the play-event contract (``encore.events``), the same at the API and
     in the ingestion job: ``start_time`` within [arrival - age, arrival + skew]."""
 
-    max_clock_skew_s: int = 300
+    max_clock_skew_s: NonNegative = 300
     """How far ``start_time`` may lie after the event's arrival (client clocks run fast)."""
-    max_event_age_s: int = 30 * 86400
+    max_event_age_s: Positive = 30 * 86400
     """How far ``start_time`` may lie before its arrival; older history is imported, not
     sent to the live topic."""
 
 
-class ApiSettings(BaseModel):
+class ApiSettings(Section):
     host: str = "127.0.0.1"
-    port: int = DEFAULT_PORTS["api"]
+    port: Port = DEFAULT_PORTS["api"]
     service_token: SecretStr = SecretStr("dev-service-token-change-me")
     """Bearer token of trusted service clients (simulator, backfills) posting for any user."""
     jwt_secret: SecretStr = SecretStr("dev-jwt-secret-change-me-to-32-bytes!")
-    jwt_ttl_seconds: int = 3600
-    max_batch_events: int = 1000
-    max_body_bytes: int = 2_000_000
+    jwt_ttl_seconds: Positive = 3600
+    max_batch_events: Positive = 1000
+    max_body_bytes: Positive = 2_000_000
     """Largest request body accepted (a full batch of v1 events is ~300 KB)."""
-    produce_timeout_ms: int = 10_000
+    produce_timeout_ms: Positive = 10_000
     """How long a request waits for Kafka to acknowledge its events before answering 503."""
-    readiness_timeout_ms: int = 2000
+    readiness_timeout_ms: Positive = 2000
     """How long ``/api/v1/health/ready`` waits for each dependency (Kafka, PostgreSQL)."""
-    producer_linger_ms: int = 5
+    producer_linger_ms: NonNegative = 5
     """Kafka producer batching delay; small because every request waits for its acks."""
-    producer_batch_size: int = 256 * 1024
+    producer_batch_size: Positive = 256 * 1024
     producer_compression: str = "none"
     """Kafka producer codec: none, gzip, lz4, zstd (lz4/zstd need their Python packages)."""
+    login_rate_per_ip: Rate = "20/minute"
+    """Attempts at ``POST /api/v1/auth/token`` from one client address (an IPv6 client's
+    /64), in a moving window shared by every API worker through Redis; more answer 429."""
+    login_rate_per_user: Rate = "5/minute"
+    """Attempts at ``POST /api/v1/auth/token`` for one username, from any address (the name
+    compared case- and whitespace-insensitively). A window, not a ban: it frees itself."""
+    register_rate_per_ip: Rate = "20/hour"
+    """Accounts ``POST /api/v1/auth/register`` may be asked for from one client address."""
+    register_rate_per_user: Rate = "5/minute"
+    """Registrations of one username (a probe whether it is taken), from any address."""
+    trusted_proxies: Annotated[str, AfterValidator(_networks)] = ""
+    """Comma-separated addresses or CIDRs of reverse proxies whose ``X-Forwarded-For`` names
+    the client. Empty (the default): the socket's peer is the client, the header is ignored."""
 
 
-class ServingSettings(BaseModel):
+class ServingSettings(Section):
     host: str = "127.0.0.1"
-    port: int = DEFAULT_PORTS["serving"]
+    port: Port = DEFAULT_PORTS["serving"]
     model_name: str = "encore-als"
     model_alias: str = "champion"
 
 
-class DatasetSettings(BaseModel):
+class DatasetSettings(Section):
     root: str = ""
     """Folder holding real datasets (``hetrec2011-lastfm-2k/``...); empty means
     ``../shared/datasets`` beside the checkout when it exists. Never required."""
@@ -178,14 +279,14 @@ class DatasetSettings(BaseModel):
         return path if path.is_dir() else None
 
 
-class ModelsSettings(BaseModel):
+class ModelsSettings(Section):
     registry_metric: str = "ndcg@10"
     """The metric a challenger must beat the champion on to be promoted."""
-    faiss_exact_max_items: int = 100_000
+    faiss_exact_max_items: NonNegative = 100_000
     """Item indexes up to this size are exact inner-product (flat); above it, HNSW."""
-    faiss_hnsw_m: int = 32
-    faiss_hnsw_ef_construction: int = 200
-    faiss_hnsw_ef_search: int = 128
+    faiss_hnsw_m: Positive = 32
+    faiss_hnsw_ef_construction: Positive = 200
+    faiss_hnsw_ef_search: Positive = 128
 
 
 class Settings(BaseSettings):
@@ -218,6 +319,20 @@ class Settings(BaseSettings):
     datasets: DatasetSettings = Field(default_factory=DatasetSettings)
     models: ModelsSettings = Field(default_factory=ModelsSettings)
 
+    def __init__(self, **values: Any) -> None:
+        """Read the environment, refusing unknown ``ENCORE_*`` variables and impossible values.
+
+        Raises:
+            SettingsError: one line naming each variable and what was expected.
+        """
+        problems = [_unknown(name) for name in sorted(unknown_env_vars(os.environ))]
+        if problems:
+            raise SettingsError("; ".join(problems))
+        try:
+            super().__init__(**values)
+        except ValidationError as error:
+            raise SettingsError(_describe(error)) from None
+
     @model_validator(mode="after")
     def _absolute_paths(self) -> Settings:
         self.home = self.home.expanduser().resolve()
@@ -238,6 +353,63 @@ class Settings(BaseSettings):
     def flink_python(self) -> Path:
         venv = Path(self.flink.venv) if self.flink.venv else REPO_ROOT / "infra/envs/flink/.venv"
         return venv / "bin" / "python"
+
+
+def env_var_names(model: type[BaseModel] = Settings, prefix: str = ENV_PREFIX) -> set[str]:
+    """Every ``ENCORE_*`` variable that names a setting, sections included (a section's own
+    name takes JSON). A dict field's name ends with ``__``: any key may follow it."""
+    names: set[str] = set()
+    for field_name, info in model.model_fields.items():
+        name = f"{prefix}{field_name.upper()}"
+        names.add(name)
+        kind = info.annotation
+        if isinstance(kind, type) and issubclass(kind, BaseModel):
+            names |= env_var_names(kind, f"{name}__")
+        elif getattr(kind, "__origin__", None) is dict:
+            names.add(f"{name}__")
+    return names
+
+
+def unknown_env_vars(environ: dict[str, str] | os._Environ) -> list[str]:
+    """The ``ENCORE_*`` variables of ``environ`` that are not settings (case-insensitive, as
+    pydantic-settings reads them)."""
+    known = env_var_names()
+    open_prefixes = tuple(name for name in known if name.endswith("__"))
+    return [
+        key
+        for key in environ
+        if key.upper().startswith(ENV_PREFIX)
+        and key.upper() not in known
+        and key.upper() not in NOT_SETTINGS
+        and not key.upper().startswith(open_prefixes)
+    ]
+
+
+def _unknown(name: str) -> str:
+    close = difflib.get_close_matches(name.upper(), sorted(env_var_names()), n=1, cutoff=0.75)
+    hint = f"; did you mean {close[0]}?" if close else ""
+    return f"{name} is not a setting{hint}"
+
+
+# Values never repeated in an error message: they may hold a password.
+_SECRET_WORDS = ("secret", "token", "password", "dsn", "url", "uri", "storage_options")
+
+
+def _describe(error: ValidationError) -> str:
+    """One line for a settings ValidationError: each problem named by its variable."""
+    problems = []
+    for item in error.errors():
+        name = ENV_PREFIX + "__".join(str(part).upper() for part in item["loc"])
+        if item["type"] == "extra_forbidden":
+            problems.append(_unknown(name))
+            continue
+        expected = item["msg"].removeprefix("Value error, ").replace("Input should be ", "", 1)
+        expected = expected if expected.startswith("expected") else f"expected {expected}"
+        shown = not any(word in name.lower() for word in _SECRET_WORDS)
+        shown = shown and item["type"] != "missing" and ", got " not in expected
+        got = f", got {item['input']!r}" if shown else ""
+        problems.append(f"{name}: {expected}{got}")
+    return "; ".join(problems)
 
 
 def settings_env(settings: Settings) -> dict[str, str]:
