@@ -4,17 +4,22 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
 from encore.events import PlayEventV1
+from encore.settings import EventsSettings
 from streaming_api.errors import EventValidationError, PayloadTooLargeError
 from streaming_api.playback import encode_event, parse_playback_events, request_body_schema
 
+# ten minutes ago: inside the contract's time bounds whenever the tests run (the API checks
+# start_time against the request's arrival)
+START = datetime.now(UTC).replace(microsecond=250_000) - timedelta(minutes=10)
+
 
 def event(**overrides: object) -> dict:
-    start = datetime(2026, 11, 23, 20, 0, 0, 250_000, tzinfo=UTC)
+    start = START
     record = {
         "event_id": str(uuid.uuid4()),
         "user_id": "u1",
@@ -54,7 +59,7 @@ def test_bad_items_are_named_by_index_field_and_reason() -> None:
 
 
 def test_model_level_rule_is_named_on_the_event() -> None:
-    late = event(end_time="2026-11-23T19:00:00Z")
+    late = event(end_time=(START - timedelta(hours=1)).isoformat())
     with pytest.raises(EventValidationError) as raised:
         parse_playback_events(body({"events": [event(), late]}), max_events=10)
     [item] = raised.value.items
@@ -91,14 +96,15 @@ def test_oversize_batch_is_too_large_even_if_items_are_bad() -> None:
 
 
 def test_encoding_is_the_contracts_bytes() -> None:
-    tz = "+02:00"
+    tz = timezone(timedelta(hours=2))
     events = parse_playback_events(
         body(
             {
                 "events": [
                     event(),
                     event(
-                        start_time=f"2026-11-23T20:00:00{tz}", end_time=f"2026-11-23T20:05:00{tz}"
+                        start_time=START.astimezone(tz).isoformat(),
+                        end_time=(START + timedelta(minutes=5)).astimezone(tz).isoformat(),
                     ),
                     event(event_type="like", ms_played=0),
                 ]
@@ -133,3 +139,32 @@ def test_wrong_json_types_are_rejected_not_coerced(bad: dict) -> None:
             parse_playback_events(body(payload), max_events=10)
         fields = {item["field"] for item in raised.value.items}
         assert fields <= set(bad) and fields
+
+
+def test_time_bounds_apply_on_the_fast_path_too() -> None:
+    """A well-formed batch (one Rust pass) is still checked against its arrival."""
+    arrival = START + timedelta(minutes=10)
+    ahead = START + timedelta(minutes=16)  # 6 min after arrival: past the 5 min skew
+    old = arrival - timedelta(days=30, seconds=1)
+    batch = [
+        event(),
+        event(start_time=ahead.isoformat(), end_time=(ahead + timedelta(minutes=3)).isoformat()),
+        event(start_time=old.isoformat(), end_time=(old + timedelta(minutes=3)).isoformat()),
+    ]
+    with pytest.raises(EventValidationError) as raised:
+        parse_playback_events(body({"events": batch}), max_events=10, arrival=arrival)
+    items = raised.value.items
+    assert [(i["index"], i["field"], i["type"]) for i in items] == [
+        (1, "start_time", "time_bound"),
+        (2, "start_time", "time_bound"),
+    ]
+    assert "events.max_clock_skew_s" in items[0]["reason"]
+    assert "events.max_event_age_s" in items[1]["reason"]
+    assert "2 of 3 events are invalid" in str(raised.value)
+    # the same single event: no index; a wider skew setting accepts it
+    with pytest.raises(EventValidationError) as raised:
+        parse_playback_events(body(batch[1]), max_events=10, arrival=arrival)
+    assert [(i["index"], i["field"]) for i in raised.value.items] == [(None, "start_time")]
+    wider = EventsSettings(max_clock_skew_s=600)
+    [accepted] = parse_playback_events(body(batch[1]), 10, arrival=arrival, bounds=wider)
+    assert accepted.start_time == ahead

@@ -18,10 +18,10 @@ from deltalake import DeltaTable
 
 from encore import services
 from encore.engines import create_spark_session
+from encore.keys import TRENDING_PREFIX, offsets_key
 from encore.settings import Settings
 from encore.tables import PLAY_EVENTS, PLAY_EVENTS_REJECTED
 from pipelines.ingest import control
-from pipelines.ingest.aggregates import OFFSETS_PREFIX, TRENDING_PREFIX
 from tests.pipelines.ingest.conftest import produce, wait_for_rows
 from tests.pipelines.ingest.producing import mixed_records
 
@@ -55,7 +55,16 @@ def assert_exact(settings: Settings, unique_ids: set[str], reasons: list[str]) -
             break
         time.sleep(0.5)
     assert total == len(unique_ids)
-    assert client.hlen(f"{OFFSETS_PREFIX}:{settings.kafka.play_events_topic}") > 0
+    # Redis recorded, per partition, exactly the last bronze offset it applied
+    last_bronze: dict[bytes, bytes] = {}
+    for partition, offset in zip(
+        bronze.column("kafka_partition").to_pylist(),
+        bronze.column("kafka_offset").to_pylist(),
+        strict=True,
+    ):
+        key = str(partition).encode()
+        last_bronze[key] = str(max(offset, int(last_bronze.get(key, -1)))).encode()
+    assert client.hgetall(offsets_key(settings.kafka.play_events_topic)) == last_bronze
 
 
 @pytest.mark.spark
@@ -92,7 +101,11 @@ def test_job_killed_mid_stream_and_restarted_is_still_exact(ingest_settings: Set
     sender.start()
     time.sleep(1.5)
     assert control.stop(ingest_settings, kill=True)
-    assert control.latest_checkpoint(ingest_settings) is not None
+    checkpoint = control.latest_checkpoint(ingest_settings)
+    assert (checkpoint / "_metadata").is_file()
+    # the restart restores exactly that checkpoint (not the Delta offsets fallback)
+    command = control.job_command(ingest_settings)
+    assert command[command.index("--restore") + 1] == checkpoint.as_uri()
     control.start(ingest_settings)
     sender.join()
     assert_exact(ingest_settings, unique_ids, reasons)
