@@ -63,10 +63,12 @@ def mixed_records(
     """(key, value) records in send order, the unique valid event ids, expected reasons.
 
     Duplicates are byte-identical copies with the same key (a client resend or a producer
-    retry), placed later in the stream.
+    retry), placed later in the stream. The events start an hour before the call: the job
+    checks start_time against each record's arrival on Kafka (now).
     """
     rng = random.Random(seed)
-    events = valid_events(n_valid, seed)
+    start = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(hours=1)
+    events = valid_events(n_valid, seed, start=start)
     records: list[tuple[str, bytes]] = [(e.user_id, e.to_json_bytes()) for e in events]
     for _ in range(n_duplicates):
         position = rng.randrange(len(records))
