@@ -17,6 +17,8 @@ key                                    value                                    
 ``ingest:v1:offsets:<topic>``          hash partition -> last Kafka offset applied  none
 ``ingest:v1:trending-latest-window``   hash country -> start_s of its current      redis_ttl
                                        window (the job's marker)
+``ratelimit:v1:<limits key>``          the API's auth attempt windows (``limits``   window
+                                       library, ``streaming_api.ratelimit``)
 =====================================  ==========================================  =========
 
 ``redis_ttl`` is ``settings.flink.redis_ttl_s``, reset on every write. The offsets hash has
@@ -36,6 +38,7 @@ RECENT_PREFIX = "recent:v1"
 RECS_PREFIX = "recs:v1"
 OFFSETS_PREFIX = "ingest:v1:offsets"
 LATEST_WINDOW_KEY = "ingest:v1:trending-latest-window"
+RATELIMIT_PREFIX = "ratelimit:v1"
 
 
 def trending_key(country: str, window_start_s: int | None = None) -> str:

@@ -29,10 +29,12 @@ from streaming_api.errors import (
     EventValidationError,
     PayloadTooLargeError,
     PermissionDeniedError,
+    RateLimitedError,
     UnavailableError,
 )
 from streaming_api.playback import request_body_schema
 from streaming_api.producer import EventProducer
+from streaming_api.ratelimit import AuthRateLimiter
 from streaming_api.routes import auth, health, playback_events
 
 log = logging.getLogger(__name__)
@@ -45,6 +47,7 @@ STATUS_BY_ERROR: list[tuple[type[EncoreError], int]] = [
     (ConflictError, 409),
     (PayloadTooLargeError, 413),
     (ContractError, 422),
+    (RateLimitedError, 429),
     (UnavailableError, 503),
     (EncoreError, 500),
 ]
@@ -55,6 +58,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     app.state.producer = EventProducer(settings)
     app.state.accounts = AccountStore(settings)
+    app.state.rate_limiter = AuthRateLimiter(settings)
     # Neither Kafka nor PostgreSQL being down keeps the API from starting: requests that need
     # them answer 503 and retry the connection.
     for name, start in (
@@ -70,14 +74,17 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     finally:
         await anyio.to_thread.run_sync(app.state.producer.close)
         app.state.accounts.close()
+        await app.state.rate_limiter.close()
 
 
 async def handle_encore_error(request: Request, error: EncoreError) -> JSONResponse:
     status = next(code for cls, code in STATUS_BY_ERROR if isinstance(error, cls))
     body: dict = {"detail": str(error)}
-    if isinstance(error, EventValidationError):
+    if isinstance(error, EventValidationError | RateLimitedError):
         body["errors"] = error.items
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    if isinstance(error, RateLimitedError):
+        headers = {"Retry-After": str(error.retry_after)}
     if status >= 500:
         log.warning("%s %s -> %d: %s", request.method, request.url.path, status, error)
     return JSONResponse(body, status_code=status, headers=headers)

@@ -44,6 +44,9 @@ def register(app: typer.Typer) -> None:
             log_level=log_level,
             # every request is counted by the caller; per-request log lines cost throughput
             access_log=False,
+            # the client address is the socket's peer unless api.trusted_proxies says otherwise
+            # (streaming_api.ratelimit); uvicorn would believe X-Forwarded-For from localhost
+            proxy_headers=False,
         )
 
 

@@ -11,6 +11,7 @@ from encore.settings import Settings
 from streaming_api.accounts import AccountStore
 from streaming_api.auth import Principal, authenticate
 from streaming_api.producer import EventProducer
+from streaming_api.ratelimit import AuthRateLimiter
 
 # Only for the OpenAPI security scheme; `get_principal` reads the header itself so that a
 # missing or malformed header gets our 401 message rather than FastAPI's 403.
@@ -29,9 +30,14 @@ def get_accounts(request: Request) -> AccountStore:
     return request.app.state.accounts
 
 
+def get_rate_limiter(request: Request) -> AuthRateLimiter:
+    return request.app.state.rate_limiter
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 ProducerDep = Annotated[EventProducer, Depends(get_producer)]
 AccountsDep = Annotated[AccountStore, Depends(get_accounts)]
+RateLimiterDep = Annotated[AuthRateLimiter, Depends(get_rate_limiter)]
 
 
 def get_principal(

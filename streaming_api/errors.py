@@ -25,6 +25,19 @@ class PayloadTooLargeError(EncoreError):
     """A body or batch over the documented limit (413)."""
 
 
+class RateLimitedError(EncoreError):
+    """Too many attempts from one client address or at one username (429).
+
+    ``retry_after`` is the seconds until the window admits an attempt again; ``items`` name
+    the limit, in the shape of :class:`EventValidationError`'s.
+    """
+
+    def __init__(self, message: str, retry_after: int, items: list[dict]) -> None:
+        self.retry_after = retry_after
+        self.items = items
+        super().__init__(message)
+
+
 class UnavailableError(EncoreError):
     """A backing service (Kafka, PostgreSQL) did not answer in time (503)."""
 

@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from encore.errors import ContractError
 from streaming_api.auth import issue_token
-from streaming_api.deps import AccountsDep, SettingsDep
+from streaming_api.deps import AccountsDep, RateLimiterDep, SettingsDep
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
 
@@ -38,13 +38,24 @@ class TokenOut(BaseModel):
     response_model=AccountOut,
     responses={409: {"description": "The username is taken."}},
 )
-def register(credentials: Annotated[Credentials, Body()], accounts: AccountsDep) -> AccountOut:
+async def register(
+    request: Request,
+    credentials: Annotated[Credentials, Body()],
+    accounts: AccountsDep,
+    limiter: RateLimiterDep,
+) -> AccountOut:
     """Create a listener account.
 
     The answer holds your `user_id`: the value every play event you post must carry. Then
-    get a token from `POST /api/v1/auth/token`. A taken username answers **409**.
+    get a token from `POST /api/v1/auth/token`. A taken username answers **409**. Attempts
+    are limited per client address and per username (`api.register_rate_per_ip`,
+    `api.register_rate_per_user`): over a limit answers **429** with `Retry-After`.
     """
-    account = accounts.register(credentials.username, credentials.password)
+    await limiter.check(limiter.register, request, credentials.username)
+    # scrypt costs tens of milliseconds of CPU: not on the event loop
+    account = await anyio.to_thread.run_sync(
+        accounts.register, credentials.username, credentials.password
+    )
     return AccountOut(user_id=account.user_id, username=account.username)
 
 
@@ -72,12 +83,16 @@ def register(credentials: Annotated[Credentials, Body()], accounts: AccountsDep)
     },
     responses={401: {"description": "Unknown username or wrong password."}},
 )
-async def token(request: Request, accounts: AccountsDep, settings: SettingsDep) -> TokenOut:
+async def token(
+    request: Request, accounts: AccountsDep, settings: SettingsDep, limiter: RateLimiterDep
+) -> TokenOut:
     """Exchange a username and password for a listener token (a JWT).
 
     Send an OAuth2 password form (`username`, `password`) or the same fields as JSON. Use
     the token as `Authorization: Bearer <access_token>`; it expires after `expires_in`
-    seconds.
+    seconds. Attempts, right or wrong, are limited per client address and per username
+    (`api.login_rate_per_ip`, `api.login_rate_per_user`, moving windows): over a limit
+    answers **429** with `Retry-After`.
     """
     if request.headers.get("content-type", "").startswith("application/json"):
         raw = await request.body()
@@ -91,6 +106,7 @@ async def token(request: Request, accounts: AccountsDep, settings: SettingsDep) 
         if not isinstance(username, str) or not isinstance(password, str):
             raise ContractError("expected form fields 'username' and 'password'")
         credentials = Credentials.model_construct(username=username, password=password)
+    await limiter.check(limiter.login, request, credentials.username)
     # scrypt costs tens of milliseconds of CPU: not on the event loop
     account = await anyio.to_thread.run_sync(
         accounts.authenticate, credentials.username, credentials.password
