@@ -51,7 +51,7 @@ from datetime import UTC, datetime
 
 from encore.engines import flink_configuration
 from encore.settings import EventsSettings, Settings, get_settings
-from pipelines.ingest.parse import EVENT_FIELDS, PARSED_FIELDS, SOURCE_COLUMNS
+from pipelines.ingest.parse import EVENT_FIELDS, PARSED_FIELDS, SOURCE_COLUMNS, SOURCE_FIELDS
 from pipelines.ingest.state import GROUP_ID, checkpoints_dir
 
 log = logging.getLogger("pipelines.ingest.job")
@@ -71,17 +71,19 @@ KIND_COLUMNS = {
     "trending": TRENDING_COLUMNS,
 }
 # every column a micro-batch may carry, with its SQL type, in the order the sink reads them
-BATCH_COLUMNS = dict(EVENT_FIELDS) | {
-    "kafka_partition": "INT",
-    "kafka_offset": "BIGINT",
-    "event_time_us": "BIGINT",
-    "raw_payload": "STRING",
-    "reason": "STRING",
-    "topic": "STRING",
-    "window_start_us": "BIGINT",
-    "window_end_us": "BIGINT",
-    "plays": "BIGINT",
-}
+BATCH_COLUMNS = (
+    dict(EVENT_FIELDS)
+    | dict(SOURCE_FIELDS)
+    | {
+        "event_time_us": "BIGINT",
+        "raw_payload": "STRING",
+        "reason": "STRING",
+        "topic": "STRING",
+        "window_start_us": "BIGINT",
+        "window_end_us": "BIGINT",
+        "plays": "BIGINT",
+    }
+)
 
 
 def job_configuration(settings: Settings, restore_from: str | None) -> dict[str, str]:

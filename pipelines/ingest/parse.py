@@ -53,6 +53,10 @@ EVENT_FIELDS: tuple[tuple[str, str], ...] = tuple(
     if c.name not in SOURCE_COLUMNS + SINK_COLUMNS
 )
 """The bronze columns the parse produces from the event, with their Flink SQL types."""
+SOURCE_FIELDS: tuple[tuple[str, str], ...] = tuple(
+    (c.name, _SQL_TYPES[c.dtype]) for c in PLAY_EVENTS.columns if c.name in SOURCE_COLUMNS
+)
+"""The bronze columns the Kafka source provides, with their Flink SQL types."""
 PARSED_FIELDS: tuple[tuple[str, str], ...] = (
     *EVENT_FIELDS,
     ("event_time_us", "BIGINT"),

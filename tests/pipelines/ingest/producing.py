@@ -172,7 +172,7 @@ def good_corpus(now: datetime) -> list[tuple[str, bytes]]:
         ),
         (
             "in-skew future",
-            _record(now, start_time=_iso(skewed), end_time=_iso(skewed + timedelta(minutes=1))),
+            _record(now, start_time=_iso(skewed), end_time=_iso(skewed + timedelta(seconds=50))),
         ),
         (
             "29 days old",

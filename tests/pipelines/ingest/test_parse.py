@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 import json
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
@@ -80,7 +80,10 @@ def test_huge_payloads_are_kept_truncated() -> None:
 
 
 def test_time_bounds_are_against_arrival_and_trending_time_is_clamped() -> None:
-    event = valid_events(1)[0]  # starts 20:00:00
+    start = datetime(2026, 11, 23, 20, 0, tzinfo=UTC)
+    event = valid_events(1)[0].model_copy(
+        update={"end_time": start + timedelta(seconds=30), "ms_played": 30_000}
+    )
     early = datetime(2026, 11, 23, 19, 56, tzinfo=UTC)  # the client clock runs 4 min ahead
     parsed = parse_record(event.to_json_bytes(), early)
     assert parsed.reason is None
