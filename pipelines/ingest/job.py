@@ -254,7 +254,8 @@ def build(settings: Settings, restore_from: str | None, start_offsets: dict[int,
             ]
         )
     )
-    t_env.to_data_stream(batches).flat_map(LakeSink(settings), output_type=Types.STRING()).name(
+    sink = LakeSink(settings, list(BATCH_COLUMNS))
+    t_env.to_data_stream(batches).flat_map(sink, output_type=Types.STRING()).name(
         "sinks: Delta bronze, rejected, trending; Redis"
     ).print()
     return env

@@ -34,22 +34,22 @@ class LakeSink(FlatMapFunction):
     """Writes each micro-batch to its table(s), records a summary line, emits nothing.
 
     ``settings`` are the job's, pickled with the function: the Python worker does not read
-    its own environment.
+    its own environment. ``columns`` names the arrays of each batch row, in order (the job's
+    ``BATCH_COLUMNS``).
     """
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, columns: list[str]) -> None:
         self.settings = settings
+        self.columns = columns
 
     def open(self, runtime_context: RuntimeContext) -> None:
         import redis
 
         from pipelines.ingest.aggregates import RedisAggregates
         from pipelines.ingest.delta_sink import OffsetTiedWriter, open_table
-        from pipelines.ingest.job import BATCH_COLUMNS
 
         settings = self.settings
         topic = settings.kafka.play_events_topic
-        self.columns = list(BATCH_COLUMNS)
         self.bronze = OffsetTiedWriter(PLAY_EVENTS, settings, topic)
         self.rejected = OffsetTiedWriter(PLAY_EVENTS_REJECTED, settings, topic)
         self.trending = open_table(TRENDING_SONGS, settings)
