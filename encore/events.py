@@ -42,6 +42,7 @@ from pydantic import (
     model_validator,
 )
 
+from encore.countries import ASSIGNED_COUNTRY_CODES
 from encore.errors import ContractError
 
 if TYPE_CHECKING:
@@ -101,7 +102,20 @@ class PlayEventV1(BaseModel):
     def _timezone_aware(cls, value: datetime) -> datetime:
         if value.tzinfo is None or value.utcoffset() is None:
             raise ValueError("must carry a timezone offset, e.g. 2026-11-23T20:11:09Z")
-        return value.astimezone(UTC)
+        try:
+            return value.astimezone(UTC)
+        except OverflowError:
+            # 9999-12-31T23:59:59-05:00 is a valid ISO time whose UTC is past year 9999
+            raise ValueError(
+                f"{value.isoformat()} is out of range: in UTC it falls outside years 1-9999"
+            ) from None
+
+    @field_validator("country_code")
+    @classmethod
+    def _assigned_country(cls, value: str) -> str:
+        if value not in ASSIGNED_COUNTRY_CODES:
+            raise ValueError(f"{value!r} is not an assigned ISO 3166-1 alpha-2 country code")
+        return value
 
     @model_validator(mode="after")
     def _consistent_times(self) -> PlayEventV1:
@@ -174,15 +188,18 @@ def problems_from(error: ValidationError, batch: bool) -> list[dict[str, Any]]:
 def time_bound_problems(
     events: Sequence[PlayEventV1], arrival: datetime, bounds: EventsSettings, batch: bool = True
 ) -> list[dict[str, Any]]:
-    """The time-bound problems of already validated events (cheap: two comparisons each).
+    """The time-bound problems of already validated events (cheap: three comparisons each).
 
-    ``start_time`` must lie in ``[arrival - max_event_age_s, arrival + max_clock_skew_s]``.
+    ``start_time`` must lie in ``[arrival - max_event_age_s, arrival + max_clock_skew_s]``,
+    and ``end_time`` no later than ``arrival + max_clock_skew_s`` (a play is reported once it
+    has ended).
     """
     latest = arrival + timedelta(seconds=bounds.max_clock_skew_s)
     earliest = arrival - timedelta(seconds=bounds.max_event_age_s)
     problems = []
     for i, event in enumerate(events):
         start = event.start_time
+        field = "start_time"
         if start > latest:
             reason = (
                 f"start_time {start.isoformat()} is more than {bounds.max_clock_skew_s} s "
@@ -194,12 +211,19 @@ def time_bound_problems(
                 f"before its arrival {arrival.isoformat()} (events.max_event_age_s), "
                 "older history is imported, not sent live"
             )
+        elif event.end_time > latest:
+            field = "end_time"
+            reason = (
+                f"end_time {event.end_time.isoformat()} is more than "
+                f"{bounds.max_clock_skew_s} s after its arrival {arrival.isoformat()} "
+                "(events.max_clock_skew_s)"
+            )
         else:
             continue
         problems.append(
             {
                 "index": i if batch else None,
-                "field": "start_time",
+                "field": field,
                 "reason": reason,
                 "type": "time_bound",
             }

@@ -39,7 +39,10 @@ accounts = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
 
-USERNAME = re.compile(r"^[A-Za-z0-9_.\-]{3,64}$")
+# matched with fullmatch: "$" would also match before a final newline ("ada\n")
+USERNAME = re.compile(r"[A-Za-z0-9_.\-]{3,64}")
+# C0 and C1 controls and DEL: PostgreSQL refuses NUL, and none belongs in a password
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 MIN_PASSWORD_LENGTH = 8
 
 
@@ -47,6 +50,22 @@ MIN_PASSWORD_LENGTH = 8
 def dummy_password_hash() -> str:
     """A hash of a random password with the same scrypt parameters as real ones (made once)."""
     return hash_password(secrets.token_urlsafe(24))
+
+
+def check_no_control_characters(password: str) -> None:
+    """Refuse a password holding control characters (the message never quotes it).
+
+    Raises:
+        ContractError: it holds one.
+    """
+    if CONTROL.search(password):
+        raise ContractError("password must not contain control characters (NUL, newline, ...)")
+
+
+def _unreachable(dsn: str, error: Exception) -> UnavailableError:
+    # the DSN (host, user, maybe a password) goes to the log, never to the client
+    log.warning("PostgreSQL at %s is unreachable: %s", dsn, getattr(error, "orig", error))
+    return UnavailableError("PostgreSQL is unreachable; retry later")
 
 
 @dataclass(frozen=True)
@@ -83,9 +102,7 @@ class AccountStore:
         try:
             metadata.create_all(self._engine)
         except OperationalError as error:
-            raise UnavailableError(
-                f"PostgreSQL at {self.dsn} is unreachable: {error.orig}"
-            ) from error
+            raise _unreachable(self.dsn, error) from error
         self._schema_ready = True
 
     def register(self, username: str, password: str) -> Account:
@@ -95,12 +112,13 @@ class AccountStore:
             ContractError: the username or password does not meet the rules.
             ConflictError: the username is taken.
         """
-        if not USERNAME.match(username):
+        if not USERNAME.fullmatch(username):
             raise ContractError(
                 f"username {username!r} must be 3-64 letters, digits, '_', '.' or '-'"
             )
         if len(password) < MIN_PASSWORD_LENGTH:
             raise ContractError(f"password must have at least {MIN_PASSWORD_LENGTH} characters")
+        check_no_control_characters(password)
         self.ensure_schema()
         account = Account(user_id=f"u-{uuid.uuid4().hex[:16]}", username=username)
         try:
@@ -116,7 +134,7 @@ class AccountStore:
         except IntegrityError as error:
             raise ConflictError(f"username {username!r} is already registered") from error
         except OperationalError as error:
-            raise UnavailableError(f"PostgreSQL at {self.dsn} is unreachable") from error
+            raise _unreachable(self.dsn, error) from error
         return account
 
     def authenticate(self, username: str, password: str) -> Account:
@@ -126,6 +144,10 @@ class AccountStore:
             AuthenticationError: unknown username or wrong password (one message for both,
                 so the API does not reveal which usernames exist).
         """
+        if CONTROL.search(username):
+            # no such account can exist (register refuses them); PostgreSQL refuses NUL
+            raise ContractError("username must not contain control characters (NUL, newline, ...)")
+        check_no_control_characters(password)
         self.ensure_schema()
         try:
             with self._engine.connect() as connection:
@@ -135,7 +157,7 @@ class AccountStore:
                     )
                 ).first()
         except OperationalError as error:
-            raise UnavailableError(f"PostgreSQL at {self.dsn} is unreachable") from error
+            raise _unreachable(self.dsn, error) from error
         # one scrypt whether or not the username exists: the same time for both answers
         stored = row.password_hash if row is not None else dummy_password_hash()
         if not verify_password(password, stored) or row is None:

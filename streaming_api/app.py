@@ -18,6 +18,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
 
 from encore.errors import ContractError, EncoreError, NotFoundError
 from encore.settings import Settings, get_settings
@@ -31,7 +32,9 @@ from streaming_api.errors import (
     PermissionDeniedError,
     RateLimitedError,
     UnavailableError,
+    error_responses,
 )
+from streaming_api.limits import BodySizeLimit
 from streaming_api.playback import request_body_schema
 from streaming_api.producer import EventProducer
 from streaming_api.ratelimit import AuthRateLimiter
@@ -106,6 +109,13 @@ async def handle_request_validation(
     return JSONResponse({"detail": "the request is invalid", "errors": items}, status_code=422)
 
 
+async def handle_http_exception(request: Request, error: HTTPException) -> JSONResponse:
+    # Starlette's own answers (404, 405, the body limit's 413) in our error shape.
+    return JSONResponse(
+        {"detail": str(error.detail)}, status_code=error.status_code, headers=error.headers
+    )
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The API, configured by ``settings`` (default: the process settings).
 
@@ -125,12 +135,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ),
         lifespan=lifespan,
     )
+    # every route: a larger Content-Length is refused up front, a chunked body while read
+    app.add_middleware(BodySizeLimit, max_body_bytes=settings.api.max_body_bytes)
     app.state.settings = settings
-    app.include_router(playback_events.router)
-    app.include_router(auth.router)
+    app.include_router(playback_events.router, responses=error_responses(401, 403, 413, 422, 503))
+    app.include_router(auth.router, responses=error_responses(413, 422, 429, 503))
     app.include_router(health.router)
     app.add_exception_handler(EncoreError, handle_encore_error)
     app.add_exception_handler(RequestValidationError, handle_request_validation)
+    app.add_exception_handler(HTTPException, handle_http_exception)
     app.openapi = lambda: _openapi(app, settings)  # type: ignore[method-assign]
     return app
 

@@ -6,6 +6,10 @@ to a status code in one handler (``STATUS_BY_ERROR``), so routes never build err
 
 from __future__ import annotations
 
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
 from encore.errors import ContractError, EncoreError
 
 
@@ -52,3 +56,49 @@ class EventValidationError(ContractError):
     def __init__(self, message: str, items: list[dict]) -> None:
         self.items = items
         super().__init__(message)
+
+
+class ErrorItem(BaseModel):
+    """One problem of a request: which item, which field, and why."""
+
+    model_config = ConfigDict(extra="allow")
+
+    index: int | None = Field(
+        default=None, description="Position in `events` (null: the body or a single event)."
+    )
+    field: str = Field(description="Dotted field path, `(body)` or `(event)`.")
+    reason: str
+    type: str | None = Field(default=None, description="Machine-readable kind of problem.")
+
+
+class ErrorBody(BaseModel):
+    """The body of every error answer: `detail` says what went wrong; `errors`, when present,
+    names each problem."""
+
+    detail: str
+    errors: list[ErrorItem] | None = None
+
+
+_ERROR_DESCRIPTIONS = {
+    401: "Missing, invalid or expired credentials (`WWW-Authenticate: Bearer`).",
+    403: "The credentials do not allow this action (a listener posting another user's events).",
+    404: "No such resource.",
+    409: "The thing to create exists already.",
+    413: "The body is over `api.max_body_bytes`, or a batch over `api.max_batch_events`.",
+    422: "The request is invalid: `errors` names each problem (index, field, reason).",
+    429: "Too many attempts from this address or at this username; retry after `Retry-After`.",
+    503: "A backing service (Kafka, PostgreSQL) did not answer; nothing was done, retry later.",
+}
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorBody, "description": description}
+    for status, description in _ERROR_DESCRIPTIONS.items()
+}
+ERROR_RESPONSES[429]["headers"] = {
+    "Retry-After": {"description": "Seconds to wait.", "schema": {"type": "integer"}}
+}
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The OpenAPI ``responses=`` entries of these error statuses, from ``ERROR_RESPONSES``."""
+    return {status: ERROR_RESPONSES[status] for status in statuses}

@@ -85,6 +85,7 @@ def parse_playback_events(
         if len(batch.events) > max_events:
             raise PayloadTooLargeError(_too_many(len(batch.events), max_events))
         problems = time_bound_problems(batch.events, arrival, bounds)
+        problems += duplicate_id_problems(batch.events)
         if problems:
             raise _named_items(problems, batch_size=len(batch.events))
         return batch.events
@@ -117,14 +118,41 @@ def parse_playback_events(
             raise PayloadTooLargeError(_too_many(len(events), max_events))
         try:
             # back to JSON so the checks are exactly the fast path's (strict JSON mode)
-            return validate_play_events_json(pydantic_core.to_json(events), arrival, bounds)
+            valid = validate_play_events_json(pydantic_core.to_json(events), arrival, bounds)
         except PlayEventInvalid as error:
             raise _named_items(error.problems, batch_size=len(events)) from None
+        problems = duplicate_id_problems(valid)
+        if problems:
+            raise _named_items(problems, batch_size=len(events))
+        return valid
 
     try:
         return [validate_play_event_json(body, arrival, bounds)]
     except PlayEventInvalid as error:
         raise _named_items(error.problems, batch_size=None) from None
+
+
+def duplicate_id_problems(events: list[PlayEventV1]) -> list[dict]:
+    """One problem per event whose ``event_id`` an earlier event of the batch carries.
+
+    A batch is one client's record of distinct plays: a repeated id is a client bug (two
+    plays would become one downstream, where events are de-duplicated by ``event_id``).
+    """
+    first: dict[object, int] = {}
+    problems = []
+    for i, event in enumerate(events):
+        seen = first.setdefault(event.event_id, i)
+        if seen != i:
+            problems.append(
+                {
+                    "index": i,
+                    "field": "event_id",
+                    "reason": f"event_id {event.event_id} is also at index {seen}; "
+                    "each event of a batch needs its own event_id",
+                    "type": "duplicate_event_id",
+                }
+            )
+    return problems
 
 
 def encode_event(event: PlayEventV1) -> bytes:

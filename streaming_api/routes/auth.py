@@ -6,6 +6,7 @@ from typing import Annotated
 
 import anyio.to_thread
 from fastapi import APIRouter, Body, Request, status
+from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field, ValidationError
 
 from encore.errors import ContractError
@@ -99,7 +100,11 @@ async def token(
         try:
             credentials = Credentials.model_validate_json(raw)
         except ValidationError as error:
-            raise ContractError(f"expected username and password: {error}") from None
+            # as FastAPI's own 422 (without `input`: str(error) would quote the password)
+            errors = error.errors(include_input=False, include_url=False)
+            raise RequestValidationError(
+                [{**e, "loc": ("body", *e["loc"])} for e in errors]
+            ) from None
     else:
         form = await request.form()
         username, password = form.get("username"), form.get("password")

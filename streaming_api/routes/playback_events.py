@@ -8,26 +8,16 @@ import anyio.to_thread
 from fastapi import APIRouter, Request, status
 
 from streaming_api.deps import PrincipalDep, ProducerDep, SettingsDep
-from streaming_api.errors import PayloadTooLargeError
 from streaming_api.playback import AcceptedEvents, parse_playback_events
 
 router = APIRouter(prefix="/api/v1/playback-events", tags=["playback events"])
-
-_ERROR = {"content": {"application/json": {"example": {"detail": "...", "errors": []}}}}
 
 
 @router.post(
     "",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=AcceptedEvents,
-    # the body is read raw for speed; its schema is added to OpenAPI by `create_app`
-    responses={
-        401: {"description": "Missing, invalid or expired token.", **_ERROR},
-        403: {"description": "A listener posted another user's events.", **_ERROR},
-        413: {"description": "Body or batch over the limit.", **_ERROR},
-        422: {"description": "Invalid events, each named by index, field and reason.", **_ERROR},
-        503: {"description": "Kafka did not acknowledge in time; nothing accepted.", **_ERROR},
-    },
+    # the body is read raw for speed; its schema and error answers are added by `create_app`
 )
 async def post_playback_events(
     request: Request, principal: PrincipalDep, producer: ProducerDep, settings: SettingsDep
@@ -42,22 +32,18 @@ async def post_playback_events(
     The whole request is validated before anything is stored: if any event is invalid the
     answer is **422** and `errors` names each bad item (`index` in `events`, `field`,
     `reason`), and no event of the request is recorded. Fix or drop those items and send the
-    rest again. `start_time` must lie between 30 days before and 5 minutes after the
-    request (`events.max_event_age_s`, `events.max_clock_skew_s`); older history is
-    imported, not posted.
+    rest again. Each `event_id` may appear once per request. `start_time` must lie between
+    30 days before and 5 minutes after the request, and `end_time` no later than 5 minutes
+    after it (`events.max_event_age_s`, `events.max_clock_skew_s`); older history is
+    imported, not posted. `country_code` is an assigned ISO 3166-1 alpha-2 code.
 
     **202** means Kafka has durably stored every event (the listed `event_ids`): they will
     reach the lake. **503** means they could not be stored in time; nothing is claimed, so
     retry the same request. Retrying is safe: events are de-duplicated by `event_id`.
     """
-    limit = settings.api.max_body_bytes
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLargeError(f"the body has {declared} bytes; the limit is {limit}")
     arrival = datetime.now(UTC)  # the request's time: what the contract's time bounds use
+    # over api.max_body_bytes, the app's body limit answers 413 while reading
     body = await request.body()
-    if len(body) > limit:
-        raise PayloadTooLargeError(f"the body has {len(body)} bytes; the limit is {limit}")
     events = parse_playback_events(
         body, settings.api.max_batch_events, arrival=arrival, bounds=settings.events
     )
