@@ -151,6 +151,15 @@ def bad_corpus(now: datetime) -> list[tuple[str, bytes, str]]:
         ("string schema version", _record(now, schema_version="1"), "schema_version"),
         ("bad id characters", _record(now, user_id="ada lovelace"), "user_id"),
         ("missing field", {k: v for k, v in _record(now).items() if k != "song_id"}, "song_id"),
+        # user-assigned and unassigned ISO 3166-1 codes: the right shape, no country
+        *(
+            (f"unassigned country {code}", _record(now, country_code=code), "country_code")
+            for code in ("ZZ", "XX", "AA", "QM")
+        ),
+        # a valid ISO time whose UTC is past year 9999 (OverflowError, once a 500)
+        ("end_time overflows UTC", _record(now, end_time="9999-12-31T23:59:59-05:00"), "end_time"),
+        ("year 1 start", _record(now, start_time="0001-01-01T00:00:00Z"), "start_time"),
+        ("year 9999 end", _record(now, end_time="9999-12-31T23:59:59Z"), "end_time"),
     ]
     return [(case, json.dumps(record).encode(), field) for case, record, field in cases]
 
