@@ -141,7 +141,8 @@ def summary(stdout: str) -> dict[str, str]:
 def test_encore_simulate_to_kafka(fresh: Settings) -> None:
     done = subprocess.run(
         [ENCORE, "simulate", "--target", "kafka", "--users", "1000", "--duration", "30m",
-         "--seed", "9", "--duplicates", "0.1", "--malformed", "0.1"],
+         "--seed", "9", "--duplicates", "0.1", "--malformed", "0.1",
+         "--start", SimulationConfig().start.isoformat()],
         env={**os.environ, **settings_env(fresh)},
         capture_output=True,
         text=True,
