@@ -1,8 +1,9 @@
 """The Redis contract: every key Encore writes, its value format and its TTL.
 
-Written by the ingestion job (``pipelines.ingest.aggregates``) and the recommenders'
-publishers; read by serving, the API and dashboards, which import the readers below rather
-than spelling a key. Versioned by prefix (``v1``): a new format is a new prefix.
+Written by the ingestion job and the recommenders' publishers; read by the recommendation
+service, the listener API and dashboards, which import the readers below rather than
+spelling a key (the core names no part: it only holds the contract). Versioned by prefix
+(``v1``): a new format is a new prefix.
 
 =====================================  ==========================================  =========
 key                                    value                                       TTL
@@ -17,8 +18,8 @@ key                                    value                                    
 ``ingest:v1:offsets:<topic>``          hash partition -> last Kafka offset applied  none
 ``ingest:v1:trending-latest-window``   hash country -> start_s of its current      redis_ttl
                                        window (the job's marker)
-``ratelimit:v1:<limits key>``          the API's auth attempt windows (``limits``   window
-                                       library, ``streaming_api.ratelimit``)
+``ratelimit:v1:<limits key>``          the listener API's auth attempt windows      window
+                                       (the ``limits`` library's moving windows)
 =====================================  ==========================================  =========
 
 ``redis_ttl`` is ``settings.flink.redis_ttl_s``, reset on every write. The offsets hash has
