@@ -141,16 +141,27 @@ def send_to_kafka(
 
 
 def _batches(records: Iterable[bytes | dict], batch_size: int) -> Iterator[list[dict] | bytes]:
-    """Dicts grouped into batches; bytes (not JSON) alone, since no batch can hold them."""
+    """Dicts grouped into batches; bytes (not JSON) alone, since no batch can hold them.
+
+    A re-sent event starts a new batch: a flaky client re-sends a request, it never lists
+    one event twice in a request (the API refuses such a batch as a whole).
+    """
     batch: list[dict] = []
+    ids: set[object] = set()
     for record in records:
         if isinstance(record, bytes):
             yield record
             continue
+        event_id = record.get("event_id")
+        if event_id is not None and event_id in ids:
+            yield batch
+            batch, ids = [], set()
         batch.append(record)
+        if event_id is not None:
+            ids.add(event_id)
         if len(batch) == batch_size:
             yield batch
-            batch = []
+            batch, ids = [], set()
     if batch:
         yield batch
 

@@ -41,3 +41,23 @@ def test_rate_paces_records(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_post_to_api_fails_fast_when_nothing_listens() -> None:
     with pytest.raises(EncoreError, match="unreachable"):
         post_to_api(f"http://127.0.0.1:{free_port()}", "token", [{"x": 1}])
+
+
+def test_a_resent_event_starts_a_new_batch() -> None:
+    """The API refuses a batch listing one event twice; a re-send goes in the next request."""
+    records = [{"event_id": str(i)} for i in range(5)]
+    with_resend = [*records[:3], records[1], *records[3:], b"not json", {"bad": 1}, {"bad": 2}]
+    batches = list(senders._batches(with_resend, batch_size=4))
+    assert (
+        batches
+        == [
+            records[:3],
+            b"not json",  # bytes go alone, as soon as they come
+            [records[1], *records[3:], {"bad": 1}],
+            [{"bad": 2}],
+        ]
+    )
+    for batch in batches:
+        if isinstance(batch, list):
+            ids = [r["event_id"] for r in batch if "event_id" in r]
+            assert len(ids) == len(set(ids)) and len(batch) <= 4
