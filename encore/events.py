@@ -95,7 +95,11 @@ class PlayEventV1(BaseModel):
     ms_played: int = Field(ge=0, le=MAX_MS_PLAYED)
     event_type: EventType
     device_type: DeviceType
-    country_code: str = Field(pattern=r"^[A-Z]{2}$", description="ISO 3166-1 alpha-2")
+    country_code: str = Field(
+        pattern=r"^[A-Z]{2}$",
+        description="An assigned ISO 3166-1 alpha-2 code",
+        json_schema_extra={"enum": sorted(ASSIGNED_COUNTRY_CODES)},
+    )
 
     @field_validator("start_time", "end_time")
     @classmethod

@@ -40,9 +40,12 @@ accounts = Table(
 )
 
 # matched with fullmatch: "$" would also match before a final newline ("ada\n")
-USERNAME = re.compile(r"[A-Za-z0-9_.\-]{3,64}")
+USERNAME_PATTERN = r"[A-Za-z0-9_.\-]{3,64}"
+USERNAME = re.compile(USERNAME_PATTERN)
 # C0 and C1 controls and DEL: PostgreSQL refuses NUL, and none belongs in a password
 CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+PASSWORD_PATTERN = r"[^\x00-\x1f\x7f-\x9f]*"
+"""What a password may hold (any length here; ``MIN_PASSWORD_LENGTH`` and the API bound it)."""
 MIN_PASSWORD_LENGTH = 8
 
 

@@ -111,6 +111,11 @@ async def handle_request_validation(
 
 async def handle_http_exception(request: Request, error: HTTPException) -> JSONResponse:
     # Starlette's own answers (404, 405, the body limit's 413) in our error shape.
+    if error.status_code == 400:
+        # FastAPI's "error parsing the body" (e.g. not UTF-8): invalid JSON like any other
+        item = {"index": None, "field": "(body)", "reason": str(error.detail)}
+        body = {"detail": "the request body is not valid JSON", "errors": [item]}
+        return JSONResponse(body, status_code=422)
     return JSONResponse(
         {"detail": str(error.detail)}, status_code=error.status_code, headers=error.headers
     )

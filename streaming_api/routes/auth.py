@@ -10,15 +10,24 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field, ValidationError
 
 from encore.errors import ContractError
+from streaming_api.accounts import PASSWORD_PATTERN, USERNAME_PATTERN
 from streaming_api.auth import issue_token
 from streaming_api.deps import AccountsDep, RateLimiterDep, SettingsDep
+from streaming_api.errors import ERROR_RESPONSES
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
 
 
 class Credentials(BaseModel):
-    username: str = Field(min_length=3, max_length=64, examples=["ada"])
-    password: str = Field(min_length=8, max_length=256, examples=["correct horse battery"])
+    username: str = Field(
+        min_length=3, max_length=64, pattern=f"^{USERNAME_PATTERN}$", examples=["ada"]
+    )
+    password: str = Field(
+        min_length=8,
+        max_length=256,
+        pattern=f"^{PASSWORD_PATTERN}$",
+        examples=["correct horse battery"],
+    )
 
 
 class AccountOut(BaseModel):
@@ -37,7 +46,7 @@ class TokenOut(BaseModel):
     "/register",
     status_code=status.HTTP_201_CREATED,
     response_model=AccountOut,
-    responses={409: {"description": "The username is taken."}},
+    responses={409: {**ERROR_RESPONSES[409], "description": "The username is taken."}},
 )
 async def register(
     request: Request,
@@ -72,8 +81,7 @@ async def register(
                         "type": "object",
                         "required": ["username", "password"],
                         "properties": {
-                            "username": {"type": "string"},
-                            "password": {"type": "string", "format": "password"},
+                            **Credentials.model_json_schema()["properties"],
                             "grant_type": {"type": "string", "enum": ["password"]},
                         },
                     }
@@ -82,7 +90,7 @@ async def register(
             },
         }
     },
-    responses={401: {"description": "Unknown username or wrong password."}},
+    responses={401: {**ERROR_RESPONSES[401], "description": "Unknown username or wrong password."}},
 )
 async def token(
     request: Request, accounts: AccountsDep, settings: SettingsDep, limiter: RateLimiterDep
@@ -110,6 +118,8 @@ async def token(
         username, password = form.get("username"), form.get("password")
         if not isinstance(username, str) or not isinstance(password, str):
             raise ContractError("expected form fields 'username' and 'password'")
+        if form.get("grant_type") not in (None, "password"):
+            raise ContractError("grant_type must be 'password' (the OAuth2 password flow)")
         credentials = Credentials.model_construct(username=username, password=password)
     await limiter.check(limiter.login, request, credentials.username)
     # scrypt costs tens of milliseconds of CPU: not on the event loop

@@ -19,6 +19,7 @@ from fastapi.testclient import TestClient
 
 from encore import services
 from encore.countries import ASSIGNED_COUNTRY_CODES
+from encore.errors import ContractError
 from encore.settings import Settings
 from streaming_api.app import create_app
 from tests.conftest import free_port
@@ -110,7 +111,13 @@ def test_a_username_with_a_trailing_newline_is_422(client: TestClient) -> None:
     assert client.post(REGISTER, json={"username": user, "password": password}).status_code == 201
     answer = client.post(REGISTER, json={"username": user + "\n", "password": password})
     assert answer.status_code == 422, answer.text
-    assert "username" in answer.json()["detail"]
+    assert [e["field"] for e in answer.json()["errors"]] == ["username"]
+    # the account store's own rule is a full match too (it does not trust the route)
+    store = client.app.state.accounts
+    with pytest.raises(ContractError, match="username"):
+        store.register(user + "\n", password)
+    with pytest.raises(ContractError, match="control characters"):
+        store.authenticate(user + "\x00", password)
 
 
 def test_422_bodies_never_echo_a_password(client: TestClient) -> None:
