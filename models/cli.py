@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from encore.parts import DemoStep, Part
 
@@ -70,10 +71,15 @@ def evaluate_command(
                 report=_reporter(status),
             )
     except EncoreError as error:
-        console.print(f"[red]error:[/red] {error}")
-        raise typer.Exit(code=1) from error
+        raise _fail(error) from error
     typer.echo(outcome.text)
     console.print(f"wrote {' and '.join(str(path) for path in outcome.written)}")
+
+
+def _fail(error: Exception) -> typer.Exit:
+    """The error as one line on stderr (never wrapped, brackets shown as written); exit 1."""
+    console.print(f"[red]error:[/red] {escape(str(error))}", soft_wrap=True)
+    return typer.Exit(code=1)
 
 
 def _reporter(status: Status) -> Callable[[str], None]:
@@ -114,8 +120,7 @@ def train_command(
                 report=_reporter(status),
             )
     except (EncoreError, json.JSONDecodeError) as error:
-        console.print(f"[red]error:[/red] {error}")
-        raise typer.Exit(code=1) from error
+        raise _fail(error) from error
     typer.echo(json.dumps(result.summary(), indent=2, default=str))
 
 

@@ -25,6 +25,7 @@ import scipy.sparse as sp
 
 from encore.errors import NotFoundError
 from encore.settings import REPO_ROOT
+from models.tracking import bound_requests, server_errors
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -106,6 +107,7 @@ class RegisteredVersion:
 def _client(tracking_uri: str) -> MlflowClient:
     from mlflow import MlflowClient
 
+    bound_requests()
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_registry_uri(tracking_uri)
     return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
@@ -140,7 +142,47 @@ def log_and_register(
     Args:
         evaluate_champion: scores a champion trained on other evaluation data on this
             run's evaluation data; without it such a champion is never replaced.
+
+    Raises:
+        ServiceError: the tracking server is unreachable, before or during the run.
     """
+    with server_errors(tracking_uri):
+        return _log_and_register(
+            tracking_uri,
+            model_name,
+            model,
+            user_items,
+            user_ids,
+            item_ids,
+            params,
+            metrics,
+            lineage,
+            evaluation_fingerprint,
+            metric,
+            index,
+            index_metrics,
+            experiment,
+            evaluate_champion,
+        )
+
+
+def _log_and_register(
+    tracking_uri: str,
+    model_name: str,
+    model: Recommender,
+    user_items: sp.csr_matrix,
+    user_ids: np.ndarray,
+    item_ids: np.ndarray,
+    params: dict[str, Any],
+    metrics: dict[str, float],
+    lineage: dict[str, Any],
+    evaluation_fingerprint: str,
+    metric: str,
+    index: ItemIndex | None,
+    index_metrics: dict[str, Any] | None,
+    experiment: str,
+    evaluate_champion: Callable[[Recommender], float] | None,
+) -> RegisteredVersion:
     client = _client(tracking_uri)
     mlflow.set_experiment(experiment)
     commit = git_commit()
@@ -284,12 +326,13 @@ def load_recommender(client: MlflowClient, model_name: str, alias: str) -> Recom
 
 def publish_index(tracking_uri: str, model_name: str, version: str, index: ItemIndex) -> None:
     """Attach an index to the run of the model version whose vectors it holds."""
-    client = _client(tracking_uri)
-    run_id = client.get_model_version(model_name, version).run_id
-    with tempfile.TemporaryDirectory() as tmp:
-        index.save(Path(tmp) / "faiss")
-        client.log_artifacts(run_id, str(Path(tmp) / "faiss"), "faiss")
-    client.set_model_version_tag(model_name, version, "faiss_index", index.kind)
+    with server_errors(tracking_uri):
+        client = _client(tracking_uri)
+        run_id = client.get_model_version(model_name, version).run_id
+        with tempfile.TemporaryDirectory() as tmp:
+            index.save(Path(tmp) / "faiss")
+            client.log_artifacts(run_id, str(Path(tmp) / "faiss"), "faiss")
+        client.set_model_version_tag(model_name, version, "faiss_index", index.kind)
 
 
 def _signature(user_ids: np.ndarray, item_ids: np.ndarray):

@@ -19,6 +19,7 @@ from models.index import IndexConfig, ItemIndex, measure
 from models.interactions import InteractionDataset
 from models.protocol import split_for
 from models.splits import holdout_split, time_split
+from models.tracking import require as require_tracking_server
 from models.tuning import tune_model, validation_split
 
 if TYPE_CHECKING:
@@ -74,7 +75,13 @@ def train(
         params: model parameters; with ``trials > 0`` they are tuned on a validation split
             carved from the training part first (``params`` then fix some of them).
         registered_name: MLflow registered model name (default ``encore-<model>``).
+
+    Raises:
+        ServiceError: ``register`` and the tracking server is unreachable; asked before
+            any work, so a server that is down costs seconds, not a training run.
     """
+    if register:
+        require_tracking_server(settings.mlflow.effective_tracking_uri)
     data = load_dataset(dataset, settings) if isinstance(dataset, str) else dataset
     report(f"dataset {data.describe()}")
     train_part, test = split_for_training(data, seed)
