@@ -6,6 +6,7 @@ import base64
 import contextlib
 import shutil
 import subprocess
+import time
 import uuid
 from pathlib import Path
 
@@ -180,18 +181,21 @@ def ensure_topics(settings: Settings) -> None:
                         )
                     ]
                 )
-        # a topic created before (or by someone else) gets the same config; setting it again
-        # is a no-op
-        admin.alter_configs(
-            [
-                ConfigResource(
-                    ConfigResourceType.TOPIC,
-                    topic,
-                    {key: (AlterConfigOp.SET, value) for key, value in PLAY_EVENTS_CONFIG.items()},
-                )
-            ],
-            incremental=True,
+                return
+        # a topic created before (or by someone else) gets the same config; setting it again is
+        # a no-op. The broker validates the keys (the client's own check races a new topic).
+        resource = ConfigResource(
+            ConfigResourceType.TOPIC,
+            topic,
+            {key: (AlterConfigOp.SET, value) for key, value in PLAY_EVENTS_CONFIG.items()},
         )
+        for _ in range(20):  # a topic created a moment ago may not be known to the broker yet
+            answer = admin.alter_configs([resource], incremental=True, raise_on_unknown=False)
+            result = answer.get("topic", {}).get(topic)
+            if result == "OK":
+                return
+            time.sleep(0.5)
+        raise ServiceError("kafka", f"setting {PLAY_EVENTS_CONFIG} on topic {topic}: {result}")
     finally:
         admin.close()
 

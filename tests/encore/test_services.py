@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from encore import services, smoke
+from encore import services, smoke, supervisor
 from encore.settings import Settings, get_settings
 from tests.conftest import make_platform_home, platform_env
 
@@ -169,3 +169,21 @@ def test_a_failed_start_names_the_service_and_its_log(tmp_path, monkeypatch):
     assert message.startswith("redis:")
     assert str(services.log_file(settings, "redis")) in message
     assert services.our_processes(settings) == []
+
+
+@pytest.mark.flink
+def test_the_ingest_job_of_a_part_is_up_down_and_status_by_name(platform):
+    """`ingest` is registered by the pipelines part: up/status/down by name, like a service."""
+    try:
+        services.up(platform, ["ingest"])
+        (row,) = services.status(platform, ["ingest"])
+        assert row.healthy and row.pid
+        assert services.running_pid(platform, "ingest") == row.pid
+        services.up(platform, ["ingest"])  # idempotent
+        assert services.status(platform, ["ingest"])[0].pid == row.pid
+    finally:
+        services.down(platform, ["ingest"])
+    (after,) = services.status(platform, ["ingest"])
+    assert not after.healthy and after.pid is None
+    assert supervisor.start_ticks(row.pid) is None
+    assert services.status(platform, ["kafka"])[0].healthy  # only the job stopped
