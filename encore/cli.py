@@ -12,6 +12,7 @@ import time
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from encore import logs, parts, services
@@ -41,7 +42,8 @@ def _stop_everything(settings: Settings) -> None:
 
 
 def fail(error: Exception) -> typer.Exit:
-    console.print(f"[red]error:[/red] {error}")
+    # one line however long (no wrapping), brackets in the message shown as written
+    console.print(f"[red]error:[/red] {escape(str(error))}", soft_wrap=True)
     return typer.Exit(code=1)
 
 

@@ -73,6 +73,7 @@ API = Service(
     healthy=_api_healthy,
     # the child sees exactly these settings, including ones set in code (tests)
     env=settings_env,
+    ports=lambda s: {"ENCORE_API__PORT": s.api.port},
     start_timeout_s=60,
     stop_timeout_s=20,
 )

@@ -24,6 +24,7 @@ from encore.services import kafka, mlflow, postgres, redis
 from encore.services.base import (
     Service,
     ServiceStatus,
+    check_ports_free,
     data_dir,
     log_file,
     pid_file,
@@ -120,6 +121,7 @@ def up(
             return
         pid = supervisor.running_pid(settings.home, service.name)
         if pid is None:
+            check_ports_free(service, settings)
             if service.healthy(settings):
                 raise ServiceError(
                     service.name,

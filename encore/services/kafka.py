@@ -208,6 +208,10 @@ SERVICE = Service(
     prepare=_kafka_prepare,
     after_start=ensure_topics,
     external=lambda s: bool(s.kafka.bootstrap_servers),
+    ports=lambda s: {
+        "ENCORE_KAFKA__PORT": s.kafka.port,
+        "ENCORE_KAFKA__CONTROLLER_PORT": s.kafka.controller_port,
+    },
     start_timeout_s=120,
     core=True,
 )

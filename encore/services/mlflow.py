@@ -51,6 +51,7 @@ SERVICE = Service(
     # processes; Encore uses tracking and the registry only
     env=lambda s: {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
     external=lambda s: bool(s.mlflow.tracking_uri),
+    ports=lambda s: {"ENCORE_MLFLOW__PORT": s.mlflow.port},
     needs=("postgres",),
     start_timeout_s=120,
     core=True,

@@ -127,6 +127,7 @@ SERVICE = Service(
     after_start=_postgres_after_start,
     run_as=_pg_run_as,
     external=lambda s: bool(s.postgres.dsn),
+    ports=lambda s: {"ENCORE_POSTGRES__PORT": s.postgres.port},
     # SIGINT is PostgreSQL's "fast shutdown"
     stop_signal=signal.SIGINT,
     core=True,

@@ -51,5 +51,6 @@ SERVICE = Service(
     healthy=_redis_healthy,
     prepare=lambda s: data_dir(s, "redis").mkdir(parents=True, exist_ok=True),
     external=lambda s: bool(s.redis.url),
+    ports=lambda s: {"ENCORE_REDIS__PORT": s.redis.port},
     core=True,
 )
