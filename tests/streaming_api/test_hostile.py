@@ -284,3 +284,25 @@ def test_a_chunked_body_just_under_the_limit_works(
     )
     assert answer.status_code == 201, (answer.text, time.monotonic() - started)
     assert answer.json()["username"] == user
+
+
+# --- what a 503 says ------------------------------------------------------------------------
+
+
+def test_a_503_names_the_dependency_not_its_dsn(platform: Settings) -> None:
+    port = free_port()  # nothing listens there
+    dsn = f"postgresql://secret-user:hunter22@127.0.0.1:{port}/secret-db"
+    settings = hostile_settings(platform)
+    settings = settings.model_copy(
+        update={"postgres": settings.postgres.model_copy(update={"dsn": dsn})}
+    )
+    with TestClient(create_app(settings)) as client:
+        answers = [
+            client.post(REGISTER, json={"username": name(), "password": "long enough pw"}),
+            client.post(TOKEN, data={"username": name(), "password": "long enough pw"}),
+        ]
+    for answer in answers:
+        assert answer.status_code == 503, answer.text
+        assert "PostgreSQL" in answer.json()["detail"]
+        for secret in ("secret-user", "hunter22", "secret-db", str(port), "127.0.0.1"):
+            assert secret not in answer.text, answer.text
