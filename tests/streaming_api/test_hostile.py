@@ -135,6 +135,18 @@ def test_422_bodies_never_echo_a_password(client: TestClient) -> None:
         assert "input" not in json.dumps(answer.json().get("errors", [])), answer.text
 
 
+def test_unparseable_bodies_and_grant_types_are_422(client: TestClient) -> None:
+    # not UTF-8: FastAPI's undocumented 400 "error parsing the body" becomes our 422
+    answer = client.post(
+        REGISTER, content=b"\xff\xfe{", headers={"Content-Type": "application/json"}
+    )
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["errors"][0]["field"] == "(body)"
+    form = {"username": name(), "password": "long enough pw", "grant_type": "client_credentials"}
+    answer = client.post(TOKEN, data=form)
+    assert answer.status_code == 422 and "grant_type" in answer.json()["detail"], answer.text
+
+
 # --- events ---------------------------------------------------------------------------------
 
 
