@@ -17,10 +17,11 @@ from encore.errors import EncoreError, ServiceError
 
 PROBE_TIMEOUT_S = 3.0
 
-# MLflow reads these at each request. Two quick retries ride out a server restart; a 30 s
+# MLflow reads these at each request. Three quick retries (0, 2, 4 s apart) ride out a
+# server restart or a busy moment, yet a server that is gone fails within seconds; a 30 s
 # read timeout still lets a model's artifacts upload on a slow disk.
 HTTP_ENV = {
-    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "3",
     "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
     "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER": "0.5",
     "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",
