@@ -20,7 +20,6 @@ import json
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import threading
 import time
@@ -31,7 +30,8 @@ from pathlib import Path
 import httpx
 from simulated_events import simulated_events
 
-from encore.settings import Settings, get_settings, settings_env
+from encore import services
+from encore.settings import Settings, get_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 ENCORE = str(Path(sys.executable).parent / "encore")
@@ -110,26 +110,18 @@ def bench_raw_producer(settings: Settings, topic: str, events: list[dict]) -> di
     }
 
 
-def start_api(settings: Settings, workers: int) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    server = subprocess.Popen(
-        [ENCORE, "api", "--port", str(port), "--workers", str(workers)],
-        env={**os.environ, **settings_env(settings), "ENCORE_DEVELOPMENT": "true"},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    base, deadline = f"http://127.0.0.1:{port}", time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(f"{base}/api/v1/health").json()["status"] == "ok":
-                return server, base
-        except httpx.TransportError:
-            pass
-        if server.poll() is not None:
-            raise SystemExit(f"encore api exited: {server.stderr.read().decode()}")
+def api_settings(settings: Settings, workers: int) -> Settings:
+    """The benchmark's API: a free port, ``workers`` uvicorn workers, development secrets."""
+    api = settings.api.model_copy(update={"port": free_port(), "workers": workers})
+    return settings.model_copy(update={"api": api, "development": True})
+
+
+def wait_ready(base: str, timeout_s: float = 60) -> None:
+    """Until the API answers ready (its Kafka producer connected), so no run pays for it."""
+    deadline = time.monotonic() + timeout_s
+    while httpx.get(f"{base}/api/v1/health/ready", timeout=10).status_code != 200:
         if time.monotonic() > deadline:
-            server.kill()
-            raise SystemExit("encore api did not become healthy in 60 s")
+            raise SystemExit(f"the API at {base} was not ready within {timeout_s:.0f} s")
         time.sleep(0.3)
 
 
@@ -219,12 +211,17 @@ def main() -> None:
         raw = bench_raw_producer(bench_settings, topic, events)
         rows.append({"what": "raw kafka-python producer", **raw})
         for workers in args.workers:
-            server, base = start_api(bench_settings, workers)
-            try:
+            served = api_settings(bench_settings, workers)
+            instance = f"bench-api-{workers}"
+            # the registered api service, through the supervisor (logs/bench-api-N.log)
+            with services.running(served, "api", instance=instance):
+                server_pid = services.running_pid(served, instance)
+                base = f"http://{served.api.host}:{served.api.port}"
+                wait_ready(base)
                 for clients in args.clients:
                     print(f"API: {workers} worker(s), {clients} clients ...", file=sys.stderr)
                     result = bench_api(
-                        server.pid,
+                        server_pid,
                         base,
                         settings.api.service_token.get_secret_value(),
                         bodies,
@@ -239,9 +236,6 @@ def main() -> None:
                             **result,
                         }
                     )
-            finally:
-                server.terminate()
-                server.wait(timeout=30)
     finally:
         drop_topic(settings, topic)
 

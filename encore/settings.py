@@ -235,6 +235,8 @@ class ApiSettings(Section):
     """Bearer token of trusted service clients (simulator, backfills) posting for any user."""
     jwt_secret: SecretStr = SecretStr("dev-jwt-secret-change-me-to-32-bytes!")
     jwt_ttl_seconds: Positive = 3600
+    workers: Positive = 1
+    """uvicorn worker processes of ``encore api`` (each has its own Kafka producer)."""
     max_batch_events: Positive = 1000
     max_body_bytes: Positive = 2_000_000
     """Largest request body accepted (a full batch of v1 events is ~300 KB)."""

@@ -19,7 +19,9 @@ def register(app: typer.Typer) -> None:
     def api(
         host: str = typer.Option(None, help="Interface to bind (default: settings.api.host)."),
         port: int = typer.Option(None, help="Port to bind (default: settings.api.port)."),
-        workers: int = typer.Option(1, help="Worker processes; each has its own Kafka producer."),
+        workers: int = typer.Option(
+            None, help="Worker processes, each with its own Kafka producer (settings.api.workers)."
+        ),
         log_level: str = typer.Option("warning", help="uvicorn log level."),
     ) -> None:
         """Serve the streaming API (playback events, accounts); docs at /docs."""
@@ -40,7 +42,7 @@ def register(app: typer.Typer) -> None:
             factory=True,
             host=host or settings.api.host,
             port=port or settings.api.port,
-            workers=workers,
+            workers=workers or settings.api.workers,
             log_level=log_level,
             # every request is counted by the caller; per-request log lines cost throughput
             access_log=False,
@@ -52,15 +54,17 @@ def register(app: typer.Typer) -> None:
 
 def _api_command(settings: Settings) -> list[str]:
     encore = Path(sys.executable).with_name("encore")
-    return [str(encore), "api", "--host", settings.api.host, "--port", str(settings.api.port)]
+    api = settings.api
+    port, workers = str(api.port), str(api.workers)
+    return [str(encore), "api", "--host", api.host, "--port", port, "--workers", workers]
 
 
 def _api_healthy(settings: Settings) -> bool:
     import httpx
 
     try:
-        url = f"http://{settings.api.host}:{settings.api.port}/api/v1/health"
-        # the health route tries Kafka before it answers (degraded is still up)
+        # liveness: the process serves; whether Kafka and PostgreSQL answer is readiness
+        url = f"http://{settings.api.host}:{settings.api.port}/api/v1/health/live"
         return httpx.get(url, timeout=10).status_code == 200
     except httpx.HTTPError:
         return False

@@ -160,10 +160,12 @@ def run_demo_step(settings: Settings) -> None:
     Console().print(top)
     import redis
 
-    client = redis.Redis.from_url(settings.redis.effective_url, decode_responses=True)
-    live = client.zrevrange("trending:v1:US", 0, 4, withscores=True)
+    from encore.keys import read_current_trending, trending_key
+
+    client = redis.Redis.from_url(settings.redis.effective_url)
+    live = read_current_trending(client, "US", n=5)
     console.print(
-        "  Redis trending:v1:US (current window): "
-        + (", ".join(f"{song} ({plays:.0f})" for song, plays in live) or "-")
+        f"  Redis {trending_key('US')} (current window): "
+        + (", ".join(f"{song} ({plays})" for song, plays in live) or "-")
     )
     console.print(f"  ingestion step took {time.monotonic() - started:.0f} s")
