@@ -1,28 +1,15 @@
 import json
-import uuid
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from pydantic import ValidationError
 
 from encore.events import PlayEventV1, play_event_json_schema
+from tests.events import play_event
 
 
 def event(**overrides):
-    start = datetime(2026, 11, 23, 20, 0, tzinfo=UTC)
-    record = {
-        "event_id": str(uuid.uuid4()),
-        "user_id": "u1",
-        "song_id": "s1",
-        "start_time": start.isoformat(),
-        "end_time": (start + timedelta(minutes=3)).isoformat(),
-        "ms_played": 180_000,
-        "event_type": "complete",
-        "device_type": "mobile",
-        "country_code": "SE",
-    }
-    record.update(overrides)
-    return record
+    return play_event(datetime(2026, 11, 23, 20, 0, tzinfo=UTC), **overrides)
 
 
 def test_valid_event_round_trips_as_json():

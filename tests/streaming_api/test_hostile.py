@@ -10,7 +10,6 @@ import json
 import time
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -23,6 +22,7 @@ from encore.errors import ContractError
 from encore.settings import Settings
 from streaming_api.app import create_app
 from tests.conftest import free_port
+from tests.events import play_event
 from tests.streaming_api.conftest import create_topic, with_topic
 
 pytestmark = pytest.mark.integration
@@ -57,20 +57,7 @@ def service(client: TestClient) -> dict[str, str]:
 
 
 def play(**overrides: object) -> dict:
-    start = datetime.now(UTC) - timedelta(minutes=10)
-    record = {
-        "event_id": str(uuid.uuid4()),
-        "user_id": "hostile-u1",
-        "song_id": "s1",
-        "start_time": start.isoformat(),
-        "end_time": (start + timedelta(minutes=3)).isoformat(),
-        "ms_played": 180_000,
-        "event_type": "complete",
-        "device_type": "mobile",
-        "country_code": "SE",
-    }
-    record.update(overrides)
-    return record
+    return play_event(**{"user_id": "hostile-u1", **overrides})
 
 
 def name() -> str:

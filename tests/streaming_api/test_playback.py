@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import uuid
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -12,6 +11,7 @@ from encore.events import PlayEventV1
 from encore.settings import EventsSettings
 from streaming_api.errors import EventValidationError, PayloadTooLargeError
 from streaming_api.playback import encode_event, parse_playback_events, request_body_schema
+from tests.events import play_event
 
 # ten minutes ago: inside the contract's time bounds whenever the tests run (the API checks
 # start_time against the request's arrival)
@@ -19,20 +19,7 @@ START = datetime.now(UTC).replace(microsecond=250_000) - timedelta(minutes=10)
 
 
 def event(**overrides: object) -> dict:
-    start = START
-    record = {
-        "event_id": str(uuid.uuid4()),
-        "user_id": "u1",
-        "song_id": "a1-s0",
-        "start_time": start.isoformat(),
-        "end_time": (start + timedelta(minutes=3)).isoformat(),
-        "ms_played": 180_000,
-        "event_type": "complete",
-        "device_type": "mobile",
-        "country_code": "SE",
-    }
-    record.update(overrides)
-    return record
+    return play_event(START, **{"song_id": "a1-s0", **overrides})
 
 
 def body(payload: object) -> bytes:
