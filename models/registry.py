@@ -147,111 +147,75 @@ def log_and_register(
         ServiceError: the tracking server is unreachable, before or during the run.
     """
     with server_errors(tracking_uri):
-        return _log_and_register(
-            tracking_uri,
+        client = _client(tracking_uri)
+        mlflow.set_experiment(experiment)
+        commit = git_commit()
+        with tempfile.TemporaryDirectory() as tmp, mlflow.start_run() as run:
+            folder = Path(tmp)
+            mlflow.log_params({k: _param(v) for k, v in params.items()})
+            mlflow.log_metrics(
+                {_metric_key(k): float(v) for k, v in metrics.items() if isinstance(v, int | float)}
+            )
+            mlflow.set_tags(
+                {
+                    "git_commit": commit,
+                    "model_family": model.name,
+                    "dataset": lineage.get("name", ""),
+                    "dataset_source": lineage.get("source", ""),
+                    "evaluation_fingerprint": evaluation_fingerprint,
+                    **_lineage_tags(lineage),
+                }
+            )
+            mlflow.log_dict(lineage, "lineage.json")
+            artifacts = {
+                "model": str(model.save(folder / "model.pkl")),
+                "user_ids": str(_save_npy(folder / "user_ids.npy", user_ids)),
+                "item_ids": str(_save_npy(folder / "item_ids.npy", item_ids)),
+                "user_items": str(folder / "user_items.npz"),
+            }
+            sp.save_npz(artifacts["user_items"], sp.csr_matrix(user_items))
+            if index is not None:
+                index.save(folder / "faiss")
+                mlflow.log_artifacts(str(folder / "faiss"), "faiss")
+                if index_metrics:
+                    mlflow.log_metrics(
+                        {
+                            f"faiss_{_metric_key(k)}": float(v)
+                            for k, v in index_metrics.items()
+                            if isinstance(v, int | float)
+                        }
+                    )
+            info = mlflow.pyfunc.log_model(
+                name="model",
+                signature=_signature(user_ids, item_ids),
+                python_model=RecommenderPyfunc(),
+                artifacts=artifacts,
+                code_paths=[str(REPO_ROOT / "models")],
+                pip_requirements=_pip_requirements(),
+                registered_model_name=model_name,
+                await_registration_for=60,
+            )
+            run_id = run.info.run_id
+        version = str(info.registered_model_version)
+        for key, value in {
+            _metric_key(metric): metrics[metric],
+            "evaluation_fingerprint": evaluation_fingerprint,
+            "git_commit": commit,
+            "run_id": run_id,
+            "metric_name": metric,
+        }.items():
+            client.set_model_version_tag(model_name, version, key, str(value))
+        client.set_registered_model_alias(model_name, CHALLENGER, version)
+        promoted, reason = promote_if_better(
+            client,
             model_name,
-            model,
-            user_items,
-            user_ids,
-            item_ids,
-            params,
-            metrics,
-            lineage,
-            evaluation_fingerprint,
+            version,
             metric,
-            index,
-            index_metrics,
-            experiment,
+            float(metrics[metric]),
+            evaluation_fingerprint,
             evaluate_champion,
         )
-
-
-def _log_and_register(
-    tracking_uri: str,
-    model_name: str,
-    model: Recommender,
-    user_items: sp.csr_matrix,
-    user_ids: np.ndarray,
-    item_ids: np.ndarray,
-    params: dict[str, Any],
-    metrics: dict[str, float],
-    lineage: dict[str, Any],
-    evaluation_fingerprint: str,
-    metric: str,
-    index: ItemIndex | None,
-    index_metrics: dict[str, Any] | None,
-    experiment: str,
-    evaluate_champion: Callable[[Recommender], float] | None,
-) -> RegisteredVersion:
-    client = _client(tracking_uri)
-    mlflow.set_experiment(experiment)
-    commit = git_commit()
-    with tempfile.TemporaryDirectory() as tmp, mlflow.start_run() as run:
-        folder = Path(tmp)
-        mlflow.log_params({k: _param(v) for k, v in params.items()})
-        mlflow.log_metrics(
-            {_metric_key(k): float(v) for k, v in metrics.items() if isinstance(v, int | float)}
-        )
-        mlflow.set_tags(
-            {
-                "git_commit": commit,
-                "model_family": model.name,
-                "dataset": lineage.get("name", ""),
-                "dataset_source": lineage.get("source", ""),
-                "evaluation_fingerprint": evaluation_fingerprint,
-                **_lineage_tags(lineage),
-            }
-        )
-        mlflow.log_dict(lineage, "lineage.json")
-        artifacts = {
-            "model": str(model.save(folder / "model.pkl")),
-            "user_ids": str(_save_npy(folder / "user_ids.npy", user_ids)),
-            "item_ids": str(_save_npy(folder / "item_ids.npy", item_ids)),
-            "user_items": str(folder / "user_items.npz"),
-        }
-        sp.save_npz(artifacts["user_items"], sp.csr_matrix(user_items))
-        if index is not None:
-            index.save(folder / "faiss")
-            mlflow.log_artifacts(str(folder / "faiss"), "faiss")
-            if index_metrics:
-                mlflow.log_metrics(
-                    {
-                        f"faiss_{_metric_key(k)}": float(v)
-                        for k, v in index_metrics.items()
-                        if isinstance(v, int | float)
-                    }
-                )
-        info = mlflow.pyfunc.log_model(
-            name="model",
-            signature=_signature(user_ids, item_ids),
-            python_model=RecommenderPyfunc(),
-            artifacts=artifacts,
-            code_paths=[str(REPO_ROOT / "models")],
-            pip_requirements=_pip_requirements(),
-            registered_model_name=model_name,
-            await_registration_for=60,
-        )
-        run_id = run.info.run_id
-    version = str(info.registered_model_version)
-    for key, value in {
-        _metric_key(metric): metrics[metric],
-        "evaluation_fingerprint": evaluation_fingerprint,
-        "git_commit": commit,
-        "run_id": run_id,
-        "metric_name": metric,
-    }.items():
-        client.set_model_version_tag(model_name, version, key, str(value))
-    client.set_registered_model_alias(model_name, CHALLENGER, version)
-    promoted, reason = promote_if_better(
-        client,
-        model_name,
-        version,
-        metric,
-        float(metrics[metric]),
-        evaluation_fingerprint,
-        evaluate_champion,
-    )
-    return RegisteredVersion(model_name, version, run_id, promoted, reason)
+        return RegisteredVersion(model_name, version, run_id, promoted, reason)
 
 
 def promote_if_better(
