@@ -14,6 +14,7 @@ outside 1-65535, a zero timeout, a URL of the wrong scheme).
 from __future__ import annotations
 
 import difflib
+import functools
 import ipaddress
 import json
 import os
@@ -372,10 +373,16 @@ def env_var_names(model: type[BaseModel] = Settings, prefix: str = ENV_PREFIX) -
     return names
 
 
+@functools.cache
+def _known_env_vars() -> frozenset[str]:
+    """:func:`env_var_names` of ``Settings``: it depends on the model only, so once."""
+    return frozenset(env_var_names())
+
+
 def unknown_env_vars(environ: dict[str, str] | os._Environ) -> list[str]:
     """The ``ENCORE_*`` variables of ``environ`` that are not settings (case-insensitive, as
     pydantic-settings reads them)."""
-    known = env_var_names()
+    known = _known_env_vars()
     open_prefixes = tuple(name for name in known if name.endswith("__"))
     return [
         key
@@ -388,7 +395,7 @@ def unknown_env_vars(environ: dict[str, str] | os._Environ) -> list[str]:
 
 
 def _unknown(name: str) -> str:
-    close = difflib.get_close_matches(name.upper(), sorted(env_var_names()), n=1, cutoff=0.75)
+    close = difflib.get_close_matches(name.upper(), sorted(_known_env_vars()), n=1, cutoff=0.75)
     hint = f"; did you mean {close[0]}?" if close else ""
     return f"{name} is not a setting{hint}"
 

@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from encore import services
 from encore.errors import EncoreError
 from encore.parts import DemoStep, Part
 from encore.services import Service
@@ -42,7 +43,7 @@ def start(
         raise typer.Exit(code=1) from error
     if foreground:
         raise typer.Exit(code=result)
-    log = control.supervisor.log_file(settings.home, control.NAME)
+    log = services.log_file(settings, control.NAME)
     console.print(f"ingestion job started (pid {result}); log: {log}")
 
 

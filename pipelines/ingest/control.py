@@ -24,7 +24,7 @@ from encore.errors import EncoreError
 from encore.flinkenv import flink_command, flink_env
 from encore.settings import Settings
 from encore.tables import PLAY_EVENTS, PLAY_EVENTS_REJECTED
-from pipelines.ingest.state import GROUP_ID, checkpoints_dir, commits_log  # noqa: F401
+from pipelines.ingest.state import GROUP_ID, checkpoints_dir
 
 NAME = "ingest"
 MODULE = "pipelines.ingest.job"

@@ -85,10 +85,11 @@ def _derived(event: PlayEventV1) -> dict[str, Any]:
 
 def event_columns(event: PlayEventV1) -> tuple:
     """The event's values in :data:`EVENT_FIELDS` order, as the job carries them."""
-    values = event.model_dump() | _derived(event)
+    # attribute reads, not model_dump(): this runs once per event in the job
+    derived = _derived(event)
     out = []
     for name, _ in EVENT_FIELDS:
-        value = values[name]
+        value = derived[name] if name in derived else getattr(event, name)
         if isinstance(value, datetime):
             value = epoch_us(value)
         elif isinstance(value, uuid.UUID):

@@ -134,7 +134,7 @@ def send_to_kafka(
     if progress is not None:
         progress(offered % 1000)
     report.requests = offered
-    report.failed += offered - report.sent - report.failed
+    report.failed = offered - report.sent
     report.elapsed_s = time.monotonic() - started
     report.take_fault_counts(faults)
     return report

@@ -151,8 +151,10 @@ def _cmdlines():
                 continue
 
 
-def test_a_failed_start_names_the_service_and_its_log(tmp_path, monkeypatch):
-    """A port held by something that is not Redis: redis-server exits, and `up` says so."""
+def test_a_port_held_by_another_program_names_the_service_and_setting(tmp_path, monkeypatch):
+    """A port held by something that is not Redis: `up` refuses before starting redis-server,
+    naming the service, the port and the setting (a start that fails naming its log file is
+    tests/encore/test_supervisor.py::test_exiting_during_start_up_fails_fast_naming_the_log)."""
     import socket
 
     from encore.errors import ServiceError
