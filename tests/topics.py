@@ -7,8 +7,9 @@ import time
 from encore.settings import Settings
 
 
-def read_all(settings: Settings, timeout_s: float = 30) -> list:
-    """Every record of ``settings``' play-events topic: each partition read to its end offset.
+def read_all(settings: Settings, topic: str | None = None, timeout_s: float = 30) -> list:
+    """Every record of ``topic`` (default ``settings``' play-events topic): each partition
+    read to its end offset, nothing past it.
 
     Call it once every write was acknowledged (a sender's return, the API's 202): the end
     offsets are then final, so a record missing from the list was never written and one
@@ -16,7 +17,7 @@ def read_all(settings: Settings, timeout_s: float = 30) -> list:
     """
     from kafka import KafkaConsumer, TopicPartition
 
-    topic = settings.kafka.play_events_topic
+    topic = topic or settings.kafka.play_events_topic
     consumer = KafkaConsumer(
         bootstrap_servers=settings.kafka.servers, enable_auto_commit=False, group_id=None
     )
@@ -32,8 +33,8 @@ def read_all(settings: Settings, timeout_s: float = 30) -> list:
         records: list = []
         while any(consumer.position(tp) < end[tp] for tp in partitions):
             assert time.monotonic() < deadline, f"{len(records)} records read in {timeout_s} s"
-            for batch in consumer.poll(timeout_ms=500).values():
-                records.extend(batch)
+            for tp, batch in consumer.poll(timeout_ms=500).items():
+                records.extend(record for record in batch if record.offset < end[tp])
     finally:
         consumer.close()
     return records

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Iterator
 
@@ -29,29 +28,6 @@ def create_topic(settings: Settings, topic: str, partitions: int = 3) -> None:
         admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=1)])
     finally:
         admin.close()
-
-
-def consume_all(settings: Settings, topic: str, until_event_id: str, timeout_s: float = 30):
-    """Every record of ``topic`` up to and including the one carrying ``until_event_id``."""
-    from kafka import KafkaConsumer
-
-    consumer = KafkaConsumer(
-        topic,
-        bootstrap_servers=settings.kafka.servers,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        group_id=None,
-    )
-    records, deadline = [], time.monotonic() + timeout_s
-    try:
-        while time.monotonic() < deadline:
-            for batch in consumer.poll(timeout_ms=500).values():
-                records.extend(batch)
-            if any(until_event_id.encode() in r.value for r in records):
-                return records
-    finally:
-        consumer.close()
-    raise AssertionError(f"{until_event_id} not on {topic} within {timeout_s} s")
 
 
 @pytest.fixture()

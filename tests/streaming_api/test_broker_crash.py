@@ -29,6 +29,7 @@ from encore.settings import Settings, settings_env
 from tests.conftest import free_port, make_platform_home, platform_env
 from tests.streaming_api.conftest import create_topic, with_topic
 from tests.streaming_api.test_playback import event
+from tests.topics import read_all
 
 pytestmark = pytest.mark.integration
 
@@ -183,29 +184,10 @@ class Traffic:
 
 def read_topic(settings: Settings, topic: str) -> Counter[str]:
     """How often each event id is on ``topic``: every partition read to its end offset."""
-    from kafka import KafkaConsumer, TopicPartition
-
     from encore.events import PlayEventV1
 
-    consumer = KafkaConsumer(
-        bootstrap_servers=settings.kafka.servers, enable_auto_commit=False, group_id=None
-    )
-    try:
-        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)]
-        consumer.assign(partitions)
-        consumer.seek_to_beginning(*partitions)
-        end = consumer.end_offsets(partitions)
-        counts: Counter[str] = Counter()
-        deadline = time.monotonic() + 60
-        while any(consumer.position(tp) < end[tp] for tp in partitions):
-            assert time.monotonic() < deadline, f"could not read {topic} to its end offsets"
-            for records in consumer.poll(timeout_ms=500).values():
-                for record in records:
-                    if record.offset < end[TopicPartition(topic, record.partition)]:
-                        counts[str(PlayEventV1.model_validate_json(record.value).event_id)] += 1
-        return counts
-    finally:
-        consumer.close()
+    records = read_all(settings, topic, timeout_s=60)
+    return Counter(str(PlayEventV1.model_validate_json(r.value).event_id) for r in records)
 
 
 def wait_until(what: str, check, timeout_s: float) -> float:
