@@ -196,6 +196,47 @@ def _run_smoke(settings: Settings) -> bool:
     return failures == 0
 
 
+db_app = typer.Typer(help="Encore's PostgreSQL schema (Alembic migrations).", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+
+@db_app.command("upgrade")
+def db_upgrade(
+    revision: str = typer.Argument("head", help="Target revision (default: the latest)."),
+) -> None:
+    """Migrate the database to the code's schema (idempotent; existing rows are kept)."""
+    from encore.db import migrate
+
+    try:
+        before, after = migrate.upgrade(get_settings(), revision)
+    except EncoreError as error:
+        raise fail(error) from None
+    if before == after:
+        _report(f"database already at revision {after}")
+    else:
+        _report(f"database upgraded: {before or '(empty)'} -> {after}")
+
+
+@db_app.command("current")
+def db_current() -> None:
+    """The database's revision and the one this code needs."""
+    from sqlalchemy.exc import OperationalError
+
+    from encore.db import create_engine, migrate
+
+    engine = create_engine(get_settings(), pool_size=1)
+    try:
+        with engine.connect() as connection:
+            current = migrate.current_revision(connection)
+    except OperationalError as error:
+        raise fail(EncoreError(f"PostgreSQL is unreachable: {error.orig}")) from None
+    finally:
+        engine.dispose()
+    head = migrate.head_revision()
+    state = "up to date" if current == head else "behind: run `encore db upgrade`"
+    _report(f"database at {current or '(none)'}, code needs {head} ({state})")
+
+
 @app.command()
 def urls() -> None:
     """Where each UI and endpoint of the local platform lives."""

@@ -263,6 +263,41 @@ class ApiSettings(Section):
     trusted_proxies: Annotated[str, AfterValidator(_networks)] = ""
     """Comma-separated addresses or CIDRs of reverse proxies whose ``X-Forwarded-For`` names
     the client. Empty (the default): the socket's peer is the client, the header is ignored."""
+    db_pool_size: Positive = 10
+    """PostgreSQL connections each API worker keeps (catalog, search, playlists, accounts)."""
+    public_url: str = ""
+    """Base URL clients reach the API at (stream URLs are built on it); empty means
+    ``http://<host>:<port>``."""
+
+    @property
+    def base_url(self) -> str:
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+
+class CatalogSettings(Section):
+    seed: NonNegative = 7
+    """Seed of the synthetic catalog (same seed, same artists, albums, songs and ids)."""
+    artists: Positive = 400
+    """Artists in the synthetic catalog ``encore catalog load`` creates by default."""
+    songs_per_artist: Positive = 12
+    """Mean songs per artist (albums hold 8-14 of them)."""
+
+
+class MediaSettings(Section):
+    root: str = ""
+    """Where renditions and keys live: a local folder, or an ``s3://bucket/prefix`` root
+    (``storage_options`` passed to fsspec). Empty means ``<home>/media``."""
+    storage_options: dict[str, str] = Field(default_factory=dict)
+    ladder_kbps: list[Positive] = Field(default_factory=lambda: [64, 128, 256])
+    """The AAC HLS bitrate ladder every master is transcoded to."""
+    segment_seconds: Positive = 6
+    ingest_workers: Positive = 2
+    """Masters transcoded at once by ``encore content ingest`` (each runs one ffmpeg)."""
+    stream_secret: SecretStr = SecretStr("dev-stream-secret-change-me-to-32-bytes")
+    """HMAC key of stream tokens (bound to user, song and expiry); refused outside development
+    while it is the built-in default."""
+    stream_token_ttl_s: Positive = 3600
+    """How long a stream URL stays valid (a whole song must be fetched within it)."""
 
 
 class ServingSettings(Section):
@@ -318,6 +353,8 @@ class Settings(BaseSettings):
     flink: FlinkSettings = Field(default_factory=FlinkSettings)
     events: EventsSettings = Field(default_factory=EventsSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
+    catalog: CatalogSettings = Field(default_factory=CatalogSettings)
+    media: MediaSettings = Field(default_factory=MediaSettings)
     serving: ServingSettings = Field(default_factory=ServingSettings)
     datasets: DatasetSettings = Field(default_factory=DatasetSettings)
     models: ModelsSettings = Field(default_factory=ModelsSettings)

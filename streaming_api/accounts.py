@@ -1,8 +1,8 @@
 """Listener accounts in PostgreSQL: the minimum the playback-event API needs.
 
-One table, ``accounts`` (created at startup if missing): a generated ``user_id`` (what events
-and JWTs carry), a unique ``username`` and an scrypt password hash. The full accounts work
-(profiles, subscriptions) is a later issue and extends this table.
+The ``accounts`` table (``encore.db.schema``, made by the migrations): a generated ``user_id``
+(what events and JWTs carry), a unique ``username``, an scrypt password hash, and the
+profile (e-mail, country, subscription plan, explicit-content choice).
 
 A login with an unknown username is checked against a dummy hash of the same cost, so it
 takes as long as a wrong password: the answer's timing does not reveal which usernames exist.
@@ -18,26 +18,16 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import Column, DateTime, MetaData, String, Table, create_engine, insert, select
+from sqlalchemy import insert, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError
 
+from encore.db.schema import accounts
 from encore.errors import ContractError
-from encore.settings import Settings
 from streaming_api.auth import hash_password, verify_password
 from streaming_api.errors import AuthenticationError, ConflictError, UnavailableError
 
 log = logging.getLogger(__name__)
-
-metadata = MetaData()
-accounts = Table(
-    "accounts",
-    metadata,
-    Column("user_id", String(64), primary_key=True),
-    Column("username", String(64), nullable=False, unique=True),
-    Column("password_hash", String(256), nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-)
 
 # matched with fullmatch: "$" would also match before a final newline ("ada\n")
 USERNAME_PATTERN = r"[A-Za-z0-9_.\-]{3,64}"
@@ -77,36 +67,13 @@ class Account:
     username: str
 
 
-def sqlalchemy_url(dsn: str) -> str:
-    """``postgresql://...`` as SQLAlchemy's psycopg 3 URL."""
-    for prefix in ("postgresql://", "postgres://"):
-        if dsn.startswith(prefix):
-            return "postgresql+psycopg://" + dsn[len(prefix) :]
-    return dsn
-
-
 class AccountStore:
     """Registers listeners and checks their passwords."""
 
-    def __init__(self, settings: Settings) -> None:
-        self.dsn = settings.postgres.effective_dsn
-        self._engine: Engine = create_engine(
-            sqlalchemy_url(self.dsn),
-            pool_pre_ping=True,
-            connect_args={"connect_timeout": 5},
-        )
-        self._schema_ready = False
+    def __init__(self, engine: Engine) -> None:
+        self.dsn = engine.url.render_as_string(hide_password=True)
+        self._engine = engine
         dummy_password_hash()  # at start-up, not in the first unknown user's login
-
-    def ensure_schema(self) -> None:
-        """Create the accounts table if it does not exist (idempotent)."""
-        if self._schema_ready:
-            return
-        try:
-            metadata.create_all(self._engine)
-        except OperationalError as error:
-            raise _unreachable(self.dsn, error) from error
-        self._schema_ready = True
 
     def register(self, username: str, password: str) -> Account:
         """Create an account.
@@ -122,7 +89,6 @@ class AccountStore:
         if len(password) < MIN_PASSWORD_LENGTH:
             raise ContractError(f"password must have at least {MIN_PASSWORD_LENGTH} characters")
         check_no_control_characters(password)
-        self.ensure_schema()
         account = Account(user_id=f"u-{uuid.uuid4().hex[:16]}", username=username)
         try:
             with self._engine.begin() as connection:
@@ -151,7 +117,6 @@ class AccountStore:
             # no such account can exist (register refuses them); PostgreSQL refuses NUL
             raise ContractError("username must not contain control characters (NUL, newline, ...)")
         check_no_control_characters(password)
-        self.ensure_schema()
         try:
             with self._engine.connect() as connection:
                 row = connection.execute(
@@ -166,6 +131,3 @@ class AccountStore:
         if not verify_password(password, stored) or row is None:
             raise AuthenticationError("unknown username or wrong password")
         return Account(user_id=row.user_id, username=username)
-
-    def close(self) -> None:
-        self._engine.dispose()

@@ -18,8 +18,10 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException
 
+from encore.db import create_engine, migrate
 from encore.errors import ContractError, EncoreError, NotFoundError
 from encore.settings import Settings, get_settings
 from streaming_api.accounts import AccountStore
@@ -28,8 +30,11 @@ from streaming_api.errors import (
     AuthenticationError,
     ConflictError,
     EventValidationError,
+    NotLicensedError,
     PayloadTooLargeError,
     PermissionDeniedError,
+    PreconditionFailedError,
+    PreconditionRequiredError,
     RateLimitedError,
     UnavailableError,
     error_responses,
@@ -38,7 +43,15 @@ from streaming_api.limits import BodySizeLimit
 from streaming_api.playback import request_body_schema
 from streaming_api.producer import EventProducer
 from streaming_api.ratelimit import AuthRateLimiter
-from streaming_api.routes import auth, health, playback_events
+from streaming_api.routes import (
+    auth,
+    catalog,
+    health,
+    playback_events,
+    playlists,
+    search,
+    streaming,
+)
 
 log = logging.getLogger(__name__)
 
@@ -48,9 +61,12 @@ STATUS_BY_ERROR: list[tuple[type[EncoreError], int]] = [
     (PermissionDeniedError, 403),
     (NotFoundError, 404),
     (ConflictError, 409),
+    (PreconditionFailedError, 412),
     (PayloadTooLargeError, 413),
+    (PreconditionRequiredError, 428),
     (ContractError, 422),
     (RateLimitedError, 429),
+    (NotLicensedError, 451),
     (UnavailableError, 503),
     (EncoreError, 500),
 ]
@@ -60,23 +76,24 @@ STATUS_BY_ERROR: list[tuple[type[EncoreError], int]] = [
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     app.state.producer = EventProducer(settings)
-    app.state.accounts = AccountStore(settings)
+    app.state.db = create_engine(settings, pool_size=settings.api.db_pool_size)
+    app.state.accounts = AccountStore(app.state.db)
     app.state.rate_limiter = AuthRateLimiter(settings)
     # Neither Kafka nor PostgreSQL being down keeps the API from starting: requests that need
-    # them answer 503 and retry the connection.
-    for name, start in (
-        ("Kafka", app.state.producer.connect),
-        ("PostgreSQL", app.state.accounts.ensure_schema),
-    ):
-        try:
-            await anyio.to_thread.run_sync(start)
-        except UnavailableError as error:
-            log.warning("%s not ready at startup: %s", name, error)
+    # them answer 503 and retry the connection. An old schema does: it would answer 500s.
+    try:
+        await anyio.to_thread.run_sync(app.state.producer.connect)
+    except UnavailableError as error:
+        log.warning("Kafka not ready at startup: %s", error)
+    try:
+        await anyio.to_thread.run_sync(migrate.check_current, app.state.db)
+    except OperationalError as error:
+        log.warning("PostgreSQL not ready at startup: %s", error.orig)
     try:
         yield
     finally:
         await anyio.to_thread.run_sync(app.state.producer.close)
-        app.state.accounts.close()
+        app.state.db.dispose()
         await app.state.rate_limiter.close()
 
 
@@ -146,6 +163,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(playback_events.router, responses=error_responses(401, 403, 413, 422, 503))
     app.include_router(auth.router, responses=error_responses(413, 422, 429, 503))
     app.include_router(health.router)
+    app.include_router(search.router, responses=error_responses(401, 422, 503))
+    app.include_router(catalog.router, responses=error_responses(401, 404, 422, 503))
+    app.include_router(playlists.router, responses=error_responses(401, 404, 413, 422, 503))
+    app.include_router(streaming.router, responses=error_responses(401, 404, 422, 503))
     app.add_exception_handler(EncoreError, handle_encore_error)
     app.add_exception_handler(RequestValidationError, handle_request_validation)
     app.add_exception_handler(HTTPException, handle_http_exception)

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import jwt
 
 from encore.errors import ConfigurationError
-from encore.settings import ApiSettings, Settings
+from encore.settings import ApiSettings, MediaSettings, Settings
 from streaming_api.errors import AuthenticationError, PermissionDeniedError
 
 # scrypt cost: n=2**14, r=8 takes ~16 MiB and a few tens of ms, the interactive-login
@@ -108,6 +108,11 @@ def check_secrets(settings: Settings) -> None:
         problems.append(f"ENCORE_API__JWT_SECRET ({rule}; the built-in default is in use)")
     elif len(secret.encode()) < JWT_SECRET_MIN_BYTES:
         problems.append(f"ENCORE_API__JWT_SECRET ({rule}; it has {len(secret.encode())})")
+    stream = settings.media.stream_secret.get_secret_value()
+    if stream == MediaSettings().stream_secret.get_secret_value():
+        problems.append(f"ENCORE_MEDIA__STREAM_SECRET ({rule}; the built-in default is in use)")
+    elif len(stream.encode()) < JWT_SECRET_MIN_BYTES:
+        problems.append(f"ENCORE_MEDIA__STREAM_SECRET ({rule}; it has {len(stream.encode())})")
     if problems:
         raise ConfigurationError(
             "the API refuses to start with default or weak secrets: set "

@@ -14,6 +14,11 @@ from encore.settings import Settings, settings_env
 
 def register(app: typer.Typer) -> None:
     """Add the API's commands to the ``encore`` app."""
+    from streaming_api.catalog.cli import catalog_app
+    from streaming_api.media.cli import content_app
+
+    app.add_typer(catalog_app, name="catalog")
+    app.add_typer(content_app, name="content")
 
     @app.command("api")
     def api(
@@ -34,6 +39,7 @@ def register(app: typer.Typer) -> None:
         settings = get_settings()
         try:  # here too, so that the refusal is one line, not a worker's traceback
             check_secrets(settings)
+            _check_schema(settings)
         except ConfigurationError as error:
             typer.echo(f"error: {error}", err=True)
             raise typer.Exit(code=1) from None
@@ -50,6 +56,21 @@ def register(app: typer.Typer) -> None:
             # (streaming_api.ratelimit); uvicorn would believe X-Forwarded-For from localhost
             proxy_headers=False,
         )
+
+
+def _check_schema(settings: Settings) -> None:
+    """Refuse an old schema before the workers start (each would refuse it again)."""
+    from sqlalchemy.exc import OperationalError
+
+    from encore.db import create_engine, migrate
+
+    engine = create_engine(settings, pool_size=1, connect_timeout_s=2)
+    try:
+        migrate.check_current(engine)
+    except OperationalError:
+        pass  # PostgreSQL down: the API starts and answers 503 until it is back
+    finally:
+        engine.dispose()
 
 
 def _api_command(settings: Settings) -> list[str]:

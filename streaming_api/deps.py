@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.engine import Engine
 
 from encore.settings import Settings
 from streaming_api.accounts import AccountStore
@@ -34,10 +35,16 @@ def get_rate_limiter(request: Request) -> AuthRateLimiter:
     return request.app.state.rate_limiter
 
 
+def get_db(request: Request) -> Engine:
+    """The API's one PostgreSQL engine (a pool of ``api.db_pool_size`` connections)."""
+    return request.app.state.db
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 ProducerDep = Annotated[EventProducer, Depends(get_producer)]
 AccountsDep = Annotated[AccountStore, Depends(get_accounts)]
 RateLimiterDep = Annotated[AuthRateLimiter, Depends(get_rate_limiter)]
+DbDep = Annotated[Engine, Depends(get_db)]
 
 
 def get_principal(

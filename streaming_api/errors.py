@@ -25,8 +25,20 @@ class ConflictError(EncoreError):
     """The thing to create exists already (409)."""
 
 
+class PreconditionFailedError(EncoreError):
+    """An ``If-Match`` version that is no longer current: someone changed it first (412)."""
+
+
+class NotLicensedError(EncoreError):
+    """The song is not licensed in the listener's country (451)."""
+
+
 class PayloadTooLargeError(EncoreError):
     """A body or batch over the documented limit (413)."""
+
+
+class PreconditionRequiredError(ContractError):
+    """A change to a versioned resource without ``If-Match`` (428)."""
 
 
 class RateLimitedError(EncoreError):
@@ -84,9 +96,12 @@ _ERROR_DESCRIPTIONS = {
     403: "The credentials do not allow this action (a listener posting another user's events).",
     404: "No such resource.",
     409: "The thing to create exists already.",
+    412: "`If-Match` names a version that is no longer current: read again, then retry.",
     413: "The body is over `api.max_body_bytes`, or a batch over `api.max_batch_events`.",
     422: "The request is invalid: `errors` names each problem (index, field, reason).",
+    428: "This change needs `If-Match` with the version you read (lost-update protection).",
     429: "Too many attempts from this address or at this username; retry after `Retry-After`.",
+    451: "The song is not licensed in the listener's country (`detail` says which).",
     503: "A backing service (Kafka, PostgreSQL) did not answer; nothing was done, retry later.",
 }
 

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from encore import services
+from encore.db import migrate
 from encore.settings import Settings, get_settings, settings_env
 
 
@@ -74,6 +75,7 @@ def platform(platform_home: Path) -> Iterator[Settings]:
     settings = get_settings()
     try:
         services.up(settings)
+        migrate.upgrade(settings)
         yield settings
     finally:
         services.down(settings)
@@ -86,3 +88,18 @@ def platform(platform_home: Path) -> Iterator[Settings]:
 def platform_settings_env(platform: Settings) -> dict[str, str]:
     """The ENCORE_* variables of the running platform, for subprocesses."""
     return settings_env(platform)
+
+
+def fresh_database(platform: Settings, name: str) -> Settings:
+    """Settings on a new, migrated database ``name`` on the platform's PostgreSQL (dropped
+    first if a previous run left it): for tests whose rows must not meet other tests'."""
+    import psycopg
+
+    with psycopg.connect(platform.postgres.effective_dsn, autocommit=True) as connection:
+        connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        connection.execute(f'CREATE DATABASE "{name}"')
+    settings = platform.model_copy(
+        update={"postgres": platform.postgres.model_copy(update={"database": name})}
+    )
+    migrate.upgrade(settings)
+    return settings

@@ -1,7 +1,7 @@
 """Health of the API: liveness (the process answers) and readiness (its dependencies do).
 
 ``/api/v1/health/live`` calls nothing; ``/api/v1/health/ready`` makes a real round trip to
-Kafka (a metadata request) and to PostgreSQL (``SELECT 1``), both at once, each within
+Kafka (a metadata request) and to PostgreSQL (the schema's revision), both at once, each within
 ``settings.api.readiness_timeout_ms``. The older ``/api/v1/health`` keeps its shape and its
 200, but its Kafka field now comes from the same round trip.
 """
@@ -17,6 +17,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
+from encore.db import migrate
 from encore.settings import Settings
 from streaming_api.deps import ProducerDep, SettingsDep
 from streaming_api.errors import UnavailableError
@@ -46,17 +47,26 @@ _NOT_READY = {
 
 
 def check_postgres(settings: Settings, timeout_s: float) -> None:
-    """``SELECT 1`` on the API's database, on a fresh connection (not a pooled one)."""
+    """The schema's revision from the API's database, on a fresh connection (not a pooled
+    one): it answers, and its schema is the one this code needs."""
     try:
         # libpq's connect_timeout is whole seconds (at least 2); the caller bounds the total
         with psycopg.connect(
             settings.postgres.effective_dsn, connect_timeout=max(2, math.ceil(timeout_s))
         ) as connection:
             connection.execute(f"SET statement_timeout = {max(1, int(timeout_s * 1000))}")
-            connection.execute("SELECT 1").fetchone()
+            row = connection.execute("SELECT version_num FROM alembic_version").fetchone()
+    except psycopg.errors.UndefinedTable as error:
+        raise UnavailableError("the database has no schema: run `encore db upgrade`") from error
     except psycopg.Error as error:
         # the message may carry the DSN's host and user: name the failure's kind only
         raise UnavailableError(f"PostgreSQL did not answer ({type(error).__name__})") from error
+    head = migrate.head_revision()
+    if row is None or row[0] != head:
+        current = row[0] if row else "(none)"
+        raise UnavailableError(
+            f"the schema is at {current}, this code needs {head}: run `encore db upgrade`"
+        )
 
 
 async def _check(name: str, check, timeout_s: float, checks: dict[str, str]) -> None:
@@ -98,9 +108,10 @@ async def live() -> Liveness:
 
 @router.get("/ready", response_model=Readiness, responses=_NOT_READY)
 async def ready(settings: SettingsDep, producer: ProducerDep) -> JSONResponse:
-    """Readiness: **200** when Kafka answers a metadata request and PostgreSQL a `SELECT 1`,
-    each within `readiness_timeout_ms` (2 s by default); **503** otherwise, with `checks`
-    naming each dependency that is down. Route traffic away while this is 503."""
+    """Readiness: **200** when Kafka answers a metadata request and PostgreSQL reports the
+    schema revision this code needs, each within `readiness_timeout_ms` (2 s by default);
+    **503** otherwise, with `checks` naming each dependency that is down (or its schema
+    behind). Route traffic away while this is 503."""
     return await readiness(settings, producer)
 
 

@@ -74,17 +74,19 @@ def test_listener_may_post_only_own_events() -> None:
     Principal(kind="service").check_may_post_for({"u1", "u2"})
 
 
-def api_settings(development: bool, **api: str) -> Settings:
+def api_settings(development: bool, stream_secret: str | None = "s" * 32, **api: str) -> Settings:
     # explicit values win over ENCORE_* variables a platform fixture may have exported
-    return Settings(development=development, api=api)
+    media = {"stream_secret": stream_secret} if stream_secret else {}
+    return Settings(development=development, api=api, media=media)
 
 
 def test_default_secrets_are_refused_outside_development() -> None:
     with pytest.raises(ConfigurationError) as refused:
-        check_secrets(api_settings(development=False))
+        check_secrets(api_settings(development=False, stream_secret=None))
     message = str(refused.value)
     assert "\n" not in message
     assert "ENCORE_API__SERVICE_TOKEN" in message and "ENCORE_API__JWT_SECRET" in message
+    assert "ENCORE_MEDIA__STREAM_SECRET" in message
     assert f"at least {JWT_SECRET_MIN_BYTES} bytes" in message
     assert "ENCORE_DEVELOPMENT=true" in message
 
@@ -103,6 +105,14 @@ def test_each_default_secret_is_named_alone() -> None:
 def test_a_short_jwt_secret_is_refused_outside_development() -> None:
     short = api_settings(development=False, service_token="svc-token", jwt_secret="k" * 31)
     with pytest.raises(ConfigurationError, match=r"ENCORE_API__JWT_SECRET.*it has 31"):
+        check_secrets(short)
+
+
+def test_a_short_stream_secret_is_refused_outside_development() -> None:
+    short = api_settings(
+        development=False, stream_secret="s" * 31, service_token="svc", jwt_secret="k" * 32
+    )
+    with pytest.raises(ConfigurationError, match=r"ENCORE_MEDIA__STREAM_SECRET.*it has 31"):
         check_secrets(short)
 
 

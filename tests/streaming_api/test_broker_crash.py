@@ -25,6 +25,7 @@ import httpx
 import pytest
 
 from encore import services
+from encore.db import migrate
 from encore.settings import Settings, settings_env
 from tests.conftest import free_port, make_platform_home, platform_env
 from tests.streaming_api.conftest import create_topic, with_topic
@@ -61,6 +62,7 @@ def own_platform() -> Iterator[Settings]:
     )
     try:
         services.up(settings, ["kafka", "postgres"])
+        migrate.upgrade(settings)
         yield settings
     finally:
         services.down(settings, ["kafka", "postgres"])

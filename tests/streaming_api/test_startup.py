@@ -25,6 +25,7 @@ ENCORE = str(Path(sys.executable).parent / "encore")
 EXPLICIT = {
     "ENCORE_API__SERVICE_TOKEN": "a-real-service-token",
     "ENCORE_API__JWT_SECRET": "j" * 32,
+    "ENCORE_MEDIA__STREAM_SECRET": "m" * 32,
 }
 
 

@@ -1,0 +1,1 @@
+"""The media catalog: artists, albums and songs in PostgreSQL, loaded and read."""

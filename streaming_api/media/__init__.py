@@ -1,0 +1,1 @@
+"""Content ingestion (masters -> encrypted AAC HLS ladder) and the stream tokens."""
