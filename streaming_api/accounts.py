@@ -18,12 +18,13 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError
 
+from encore.countries import ASSIGNED_COUNTRY_CODES
 from encore.db.schema import accounts
-from encore.errors import ContractError
+from encore.errors import ContractError, NotFoundError
 from streaming_api.auth import hash_password, verify_password
 from streaming_api.errors import AuthenticationError, ConflictError, UnavailableError
 
@@ -61,10 +62,40 @@ def _unreachable(dsn: str, error: Exception) -> UnavailableError:
     return UnavailableError("PostgreSQL is unreachable; retry later")
 
 
+# A pragmatic shape check (one @, a dotted domain, no spaces): whether the mailbox exists is
+# for a confirmation e-mail to find out, not a regex.
+_DOMAIN_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?"
+EMAIL_PATTERN = rf"[^@\s\x00-\x1f\x7f]{{1,64}}@{_DOMAIN_LABEL}(?:\.{_DOMAIN_LABEL})+"
+EMAIL = re.compile(EMAIL_PATTERN)
+
+
 @dataclass(frozen=True)
 class Account:
     user_id: str
     username: str
+
+
+@dataclass(frozen=True)
+class Profile:
+    """The account as its listener sees it (never the password hash)."""
+
+    user_id: str
+    username: str
+    email: str | None
+    country: str | None
+    subscription_plan: str
+    allow_explicit: bool
+    created_at: datetime
+
+
+def check_country(country: str | None) -> None:
+    if country is not None and country not in ASSIGNED_COUNTRY_CODES:
+        raise ContractError(f"country {country!r} is not an assigned ISO 3166-1 alpha-2 code")
+
+
+def check_email(email: str | None) -> None:
+    if email is not None and (len(email) > 254 or not EMAIL.fullmatch(email)):
+        raise ContractError("email must look like name@example.org (at most 254 characters)")
 
 
 class AccountStore:
@@ -75,12 +106,14 @@ class AccountStore:
         self._engine = engine
         dummy_password_hash()  # at start-up, not in the first unknown user's login
 
-    def register(self, username: str, password: str) -> Account:
-        """Create an account.
+    def register(
+        self, username: str, password: str, email: str | None = None, country: str | None = None
+    ) -> Account:
+        """Create an account (plan ``free``, explicit content allowed).
 
         Raises:
-            ContractError: the username or password does not meet the rules.
-            ConflictError: the username is taken.
+            ContractError: the username, password, e-mail or country does not meet the rules.
+            ConflictError: the username or e-mail is taken.
         """
         if not USERNAME.fullmatch(username):
             raise ContractError(
@@ -89,6 +122,8 @@ class AccountStore:
         if len(password) < MIN_PASSWORD_LENGTH:
             raise ContractError(f"password must have at least {MIN_PASSWORD_LENGTH} characters")
         check_no_control_characters(password)
+        check_email(email)
+        check_country(country)
         account = Account(user_id=f"u-{uuid.uuid4().hex[:16]}", username=username)
         try:
             with self._engine.begin() as connection:
@@ -98,9 +133,13 @@ class AccountStore:
                         username=username,
                         password_hash=hash_password(password),
                         created_at=datetime.now(UTC),
+                        email=email,
+                        country=country,
                     )
                 )
         except IntegrityError as error:
+            if "email" in str(error.orig):
+                raise ConflictError("that e-mail address is already registered") from error
             raise ConflictError(f"username {username!r} is already registered") from error
         except OperationalError as error:
             raise _unreachable(self.dsn, error) from error
@@ -131,3 +170,61 @@ class AccountStore:
         if not verify_password(password, stored) or row is None:
             raise AuthenticationError("unknown username or wrong password")
         return Account(user_id=row.user_id, username=username)
+
+    def profile(self, user_id: str) -> Profile:
+        """The listener's profile.
+
+        Raises:
+            NotFoundError: no such account (a token outliving its account).
+        """
+        try:
+            with self._engine.connect() as connection:
+                row = connection.execute(
+                    select(*(accounts.c[name] for name in PROFILE_COLUMNS)).where(
+                        accounts.c.user_id == user_id
+                    )
+                ).first()
+        except OperationalError as error:
+            raise _unreachable(self.dsn, error) from error
+        if row is None:
+            raise NotFoundError(f"no account {user_id!r}")
+        return Profile(**row._asdict())
+
+    def update_profile(self, user_id: str, changes: dict[str, object]) -> Profile:
+        """Change the e-mail, country or explicit-content choice (the plan is billing's).
+
+        Raises:
+            ContractError: a value breaks the rules, or a field may not be changed here.
+            ConflictError: the e-mail belongs to another account.
+            NotFoundError: no such account.
+        """
+        unknown = set(changes) - EDITABLE_PROFILE_FIELDS
+        if unknown:
+            raise ContractError(f"these fields cannot be changed here: {sorted(unknown)}")
+        check_email(changes.get("email"))  # type: ignore[arg-type]
+        check_country(changes.get("country"))  # type: ignore[arg-type]
+        if changes:
+            try:
+                with self._engine.begin() as connection:
+                    updated = connection.execute(
+                        update(accounts).where(accounts.c.user_id == user_id).values(**changes)
+                    ).rowcount
+            except IntegrityError as error:
+                raise ConflictError("that e-mail address is already registered") from error
+            except OperationalError as error:
+                raise _unreachable(self.dsn, error) from error
+            if not updated:
+                raise NotFoundError(f"no account {user_id!r}")
+        return self.profile(user_id)
+
+
+PROFILE_COLUMNS = (
+    "user_id",
+    "username",
+    "email",
+    "country",
+    "subscription_plan",
+    "allow_explicit",
+    "created_at",
+)
+EDITABLE_PROFILE_FIELDS = {"email", "country", "allow_explicit"}

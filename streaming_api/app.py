@@ -47,6 +47,7 @@ from streaming_api.routes import (
     auth,
     catalog,
     health,
+    me,
     playback_events,
     playlists,
     search,
@@ -163,6 +164,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(playback_events.router, responses=error_responses(401, 403, 413, 422, 503))
     app.include_router(auth.router, responses=error_responses(413, 422, 429, 503))
     app.include_router(health.router)
+    app.include_router(me.router, responses=error_responses(401, 403, 404, 409, 413, 422, 503))
     app.include_router(search.router, responses=error_responses(401, 422, 503))
     app.include_router(catalog.router, responses=error_responses(401, 404, 422, 503))
     app.include_router(playlists.router, responses=error_responses(401, 404, 413, 422, 503))

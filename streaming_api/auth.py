@@ -43,6 +43,18 @@ class Principal:
     def is_service(self) -> bool:
         return self.kind == "service"
 
+    def listener_id(self) -> str:
+        """The listener's user id; a route only a listener may call refuses the service.
+
+        Raises:
+            PermissionDeniedError: the caller is the service token (it acts for no one).
+        """
+        if self.is_service or self.user_id is None:
+            raise PermissionDeniedError(
+                "this route needs a listener token; the service token acts for no listener"
+            )
+        return self.user_id
+
     def check_may_post_for(self, user_ids: set[str]) -> None:
         """Raises ``PermissionDeniedError`` if a listener posts for someone else."""
         if self.is_service:

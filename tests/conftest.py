@@ -90,9 +90,10 @@ def platform_settings_env(platform: Settings) -> dict[str, str]:
     return settings_env(platform)
 
 
-def fresh_database(platform: Settings, name: str) -> Settings:
-    """Settings on a new, migrated database ``name`` on the platform's PostgreSQL (dropped
-    first if a previous run left it): for tests whose rows must not meet other tests'."""
+def fresh_database(platform: Settings, name: str, revision: str | None = "head") -> Settings:
+    """Settings on a new database ``name`` on the platform's PostgreSQL (dropped first if a
+    previous run left it), migrated to ``revision`` (``None``: left empty): for tests whose
+    rows must not meet other tests'."""
     import psycopg
 
     with psycopg.connect(platform.postgres.effective_dsn, autocommit=True) as connection:
@@ -101,5 +102,6 @@ def fresh_database(platform: Settings, name: str) -> Settings:
     settings = platform.model_copy(
         update={"postgres": platform.postgres.model_copy(update={"database": name})}
     )
-    migrate.upgrade(settings)
+    if revision:
+        migrate.upgrade(settings, revision)
     return settings

@@ -10,7 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field, ValidationError
 
 from encore.errors import ContractError
-from streaming_api.accounts import PASSWORD_PATTERN, USERNAME_PATTERN
+from streaming_api.accounts import EMAIL_PATTERN, PASSWORD_PATTERN, USERNAME_PATTERN
 from streaming_api.auth import issue_token
 from streaming_api.deps import AccountsDep, RateLimiterDep, SettingsDep
 from streaming_api.errors import ERROR_RESPONSES
@@ -27,6 +27,18 @@ class Credentials(BaseModel):
         max_length=256,
         pattern=f"^{PASSWORD_PATTERN}$",
         examples=["correct horse battery"],
+    )
+
+
+class Registration(Credentials):
+    email: str | None = Field(
+        default=None, max_length=254, pattern=f"^{EMAIL_PATTERN}$", examples=["ada@example.org"]
+    )
+    country: str | None = Field(
+        default=None,
+        pattern="^[A-Z]{2}$",
+        description="ISO 3166-1 alpha-2 code: which songs are licensed to you depends on it.",
+        examples=["GB"],
     )
 
 
@@ -50,21 +62,27 @@ class TokenOut(BaseModel):
 )
 async def register(
     request: Request,
-    credentials: Annotated[Credentials, Body()],
+    credentials: Annotated[Registration, Body()],
     accounts: AccountsDep,
     limiter: RateLimiterDep,
 ) -> AccountOut:
     """Create a listener account.
 
     The answer holds your `user_id`: the value every play event you post must carry. Then
-    get a token from `POST /api/v1/auth/token`. A taken username answers **409**. Attempts
+    get a token from `POST /api/v1/auth/token`. `email` and `country` are optional here and
+    can be set later with `PATCH /api/v1/me`; songs licensed only in some territories need
+    a country to stream. A taken username or e-mail answers **409**. Attempts
     are limited per client address and per username (`api.register_rate_per_ip`,
     `api.register_rate_per_user`): over a limit answers **429** with `Retry-After`.
     """
     await limiter.check(limiter.register, request, credentials.username)
     # scrypt costs tens of milliseconds of CPU: not on the event loop
     account = await anyio.to_thread.run_sync(
-        accounts.register, credentials.username, credentials.password
+        accounts.register,
+        credentials.username,
+        credentials.password,
+        credentials.email,
+        credentials.country,
     )
     return AccountOut(user_id=account.user_id, username=account.username)
 
