@@ -137,10 +137,10 @@ class PlaylistStore:
             raise _unreachable(dsn, error) from error
         except IntegrityError as error:
             constraint = getattr(getattr(error.orig, "diag", None), "constraint_name", "") or ""
-            if "owner" in constraint:
+            if constraint == "playlists_owner_id_fkey":
                 # a token that outlived its account
                 raise NotFoundError("the account of this token no longer exists") from error
-            if "song" in constraint:
+            if constraint == "playlist_songs_song_id_fkey":
                 raise ContractError(
                     "a song of this request was removed from the catalog meanwhile"
                 ) from error
@@ -472,7 +472,8 @@ def _check_range(position: int, count: int, size: int) -> None:
         span = (
             f"position {position}" if count == 1 else f"positions {position}-{position + count - 1}"
         )
-        raise ContractError(f"{span} out of range: the playlist has {size} songs (0-{size - 1})")
+        held = f"positions 0-{size - 1}" if size else "no songs"
+        raise ContractError(f"{span} out of range: the playlist has {held}")
 
 
 def _check_songs_exist(connection: Connection, song_ids: Sequence[str]) -> None:

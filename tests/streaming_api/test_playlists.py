@@ -450,6 +450,15 @@ def waiting_on_locks(engine: Engine) -> int:
         ).scalar_one()
 
 
+def test_a_token_outliving_its_account_creates_nothing(client: TestClient, engine: Engine) -> None:
+    auth = listener(client)
+    user_id = client.get("/api/v1/me", headers=auth).json()["user_id"]
+    with engine.begin() as connection:
+        connection.execute(text("DELETE FROM accounts WHERE user_id = :id"), {"id": user_id})
+    answer = client.post("/api/v1/playlists", headers=auth, json={"name": "orphan"})
+    assert answer.status_code == 404 and "account" in answer.json()["detail"]
+
+
 def test_every_route_needs_a_token(client: TestClient) -> None:
     target = "/api/v1/playlists/pl-0000000000000000"
     calls = [
