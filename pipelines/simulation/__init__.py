@@ -2,7 +2,8 @@
 
 One concern per module, each depending only on the ones before it:
 
-* ``population``: who listens to what (catalogue, listeners, the HetRec population);
+* ``population``: who listens to what (the catalog's songs, listeners and their tastes,
+  the HetRec population);
 * ``listening``: when and how they listen (sessions -> events, ``generate_events``);
 * ``faults``: duplicates and malformed records (``inject_faults``, ``FaultStats``);
 * ``senders``: Kafka or the API (``send_to_kafka``, ``post_to_api``, ``SendReport``);
@@ -11,7 +12,13 @@ One concern per module, each depending only on the ones before it:
 
 from pipelines.simulation.faults import FaultStats, inject_faults
 from pipelines.simulation.listening import generate_events
-from pipelines.simulation.population import SimulationConfig
+from pipelines.simulation.population import (
+    Catalog,
+    CatalogEmptyError,
+    CatalogSong,
+    SimulationConfig,
+    read_catalog,
+)
 from pipelines.simulation.run import (
     SimulationOptions,
     SimulationReport,
@@ -21,6 +28,9 @@ from pipelines.simulation.run import (
 from pipelines.simulation.senders import SendReport, paced, post_to_api, send_to_kafka
 
 __all__ = [
+    "Catalog",
+    "CatalogEmptyError",
+    "CatalogSong",
     "FaultStats",
     "SendReport",
     "SimulationConfig",
@@ -31,6 +41,7 @@ __all__ = [
     "inject_faults",
     "paced",
     "post_to_api",
+    "read_catalog",
     "run_simulation",
     "send_to_kafka",
 ]

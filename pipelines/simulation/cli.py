@@ -51,9 +51,12 @@ def register(app: typer.Typer) -> None:
         ),
         duration: str = typer.Option("1h", help="Simulated listening span: 90s, 15m, 1h, 2d."),
         users: int = typer.Option(10_000, help="Listeners (synthetic population)."),
-        artists: int = typer.Option(2_000, help="Artists (synthetic catalogue)."),
         dataset: str = typer.Option(
-            None, help="hetrec-lastfm-2k: listeners and artists from HetRec play counts."
+            None,
+            help=(
+                "hetrec-lastfm-2k: listeners from HetRec play counts (load the catalog with "
+                "--source hetrec-lastfm-2k first)."
+            ),
         ),
         target: Target = typer.Option(
             Target.api, help="Post through the API, or produce to Kafka."
@@ -66,7 +69,8 @@ def register(app: typer.Typer) -> None:
         batch_size: int = typer.Option(500, help="Events per API request."),
         concurrency: int = typer.Option(2, help="Concurrent API requests."),
     ) -> None:
-        """Simulate listening and send it as v1 play events; prints a summary at the end.
+        """Simulate listening to the catalog's songs (`encore catalog load` first) and send it
+        as v1 play events; prints a summary at the end.
 
         With --target api the malformed records come back 422 and are counted as rejected;
         with --target kafka they reach the topic as they are, for the ingestion job to reject.
@@ -89,7 +93,6 @@ def register(app: typer.Typer) -> None:
                     start=parse_start(start) if start else default_start(span),
                     duration=span,
                     users=users,
-                    artists=artists,
                     dataset=dataset,
                     max_events=max_events,
                 ),

@@ -1,40 +1,43 @@
 """When and how listeners listen: sessions over the day, turned into v1 play events.
 
-Input: the population of :mod:`pipelines.simulation.population` (who listens to what) and a
-``SimulationConfig``'s span. Output: ``generate_events``, JSON-ready v1 records
+Input: the catalog and population of :mod:`pipelines.simulation.population` (who listens to
+what) and a ``SimulationConfig``'s span. Output: ``generate_events``, JSON-ready v1 records
 (``PlayEventV1.to_record()`` form, times as ISO-8601 UTC), ordered by ``end_time``.
 
 The model, each piece a plain, documented assumption rather than a fit to real data:
 
 * **Time**: sessions start as a Poisson process thinned by a time-of-day curve in the
   listener's local time (quiet at 4 am, peaks at the commute and in the evening). A session
-  is several songs back to back (about 8), then idle until the next one. Song lengths are
-  log-normal around 3.5 min.
-* **Events**: ``skip`` (ms_played a few seconds, more likely for songs outside one's
-  favourites), ``complete`` (the whole song), ``play`` (stopped part-way, typically the last
-  song of a session), ``like`` (an instant action right after a play, ms_played 0).
+  is several songs back to back (about 8), then idle until the next one. A song lasts its
+  catalog ``duration_ms``. Tastes drift once per simulated day of each listener.
+* **Events**: ``skip`` (ms_played a few seconds, early in the song; its likelihood follows
+  the listener's tastes, ``population.SKIP_FACTOR``), ``complete`` (the whole song),
+  ``play`` (stopped part-way, typically the last song of a session), ``like`` (an instant
+  action right after a play, ms_played 0, likelier for favourites, never for dislikes).
 
 Everything is drawn from ``random.Random`` streams seeded by ``(seed, listener)``: the same
-config gives the same events, event ids included.
+config and catalog give the same events, event ids included.
 """
 
 from __future__ import annotations
 
-import functools
 import heapq
 import itertools
 import math
 import random
 import uuid
-import zlib
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
+from encore.settings import Settings
 from pipelines.simulation.population import (
+    LIKE_FACTOR,
+    SKIP_FACTOR,
     Catalog,
     Listener,
     SimulationConfig,
     build_population,
+    read_catalog,
 )
 
 # Relative activity by local hour, 0h..23h: night trough, commute and evening peaks.
@@ -53,12 +56,6 @@ def _iso(epoch_ms: int) -> str:
     return (_EPOCH + timedelta(milliseconds=epoch_ms)).isoformat().replace("+00:00", "Z")
 
 
-@functools.lru_cache(maxsize=200_000)  # seeding a Random per play was a third of the cost
-def _song_length_ms(song_id: str) -> int:
-    rng = random.Random(zlib.crc32(song_id.encode()))
-    return int(min(600_000, max(90_000, rng.lognormvariate(math.log(210_000), 0.3))))
-
-
 def _listen(
     listener: Listener, catalog: Catalog, seed: int, start_ms: int, end_ms: int
 ) -> Iterator[tuple[int, dict]]:
@@ -68,26 +65,33 @@ def _listen(
     peak_per_ms = listener.sessions_per_day / MEAN_DIURNAL / 86_400_000
     offset_ms = listener.utc_offset_h * 3_600_000
     now = start_ms
+    day = 0
     while True:
         now += int(rng.expovariate(peak_per_ms)) + 1
         if now >= end_ms:
             return
+        while (now - start_ms) // 86_400_000 > day:
+            day += 1
+            listener.drift(catalog, rng)
         hour = ((now + offset_ms) // 3_600_000) % 24
         if rng.random() >= DIURNAL[hour]:
             continue
         device = listener.session_device(rng)
         tracks = 1 + int(rng.expovariate(1 / (MEAN_TRACKS_PER_SESSION - 1)))
         for position in range(tracks):
-            song_id, explore = listener.choose_song(catalog, rng)
-            length = _song_length_ms(song_id)
-            p_skip = min(0.95, listener.skip_propensity * (1.5 if explore else 0.85))
+            song = listener.choose_song(catalog, rng)
+            song_id, length = catalog.song_ids[song], catalog.duration_ms[song]
+            affinity = listener.affinity(catalog, song)
+            p_skip = min(0.95, listener.skip_propensity * SKIP_FACTOR[affinity])
             if rng.random() < p_skip:
                 event_type = "skip"
                 # a skip is under 30 s of listening, as streaming services count them
                 played = min(length, 29_999, 500 + int(rng.lognormvariate(math.log(6_000), 0.7)))
             elif (position == tracks - 1 and rng.random() < 0.4) or rng.random() < 0.06:
                 event_type = "play"  # stopped part-way: end of a session, or a pause
-                played = rng.randint(30_000, length - 1)
+                # past the 30 s a play counts at (half of a shorter, ingested test song)
+                counted = min(30_000, length // 2)
+                played = rng.randint(counted, max(counted, length - 1))
             else:
                 event_type = "complete"
                 played = length
@@ -96,7 +100,8 @@ def _listen(
             if finish > end_ms:
                 return
             yield finish, _record(rng, listener, song_id, now, finish, played, event_type, device)
-            if event_type != "skip" and rng.random() < listener.like_rate:
+            like = listener.like_rate * LIKE_FACTOR[affinity]
+            if event_type != "skip" and rng.random() < like:
                 yield finish, _record(rng, listener, song_id, finish, finish, 0, "like", device)
             # the next song starts at once after a skip, after a short gap otherwise
             now = finish + (0 if event_type == "skip" else rng.randint(0, 2_000))
@@ -131,13 +136,26 @@ def _tagged(stream: Iterator[tuple[int, dict]], index: int) -> Iterator[tuple[in
         yield finish, index, seq, record
 
 
-def generate_events(config: SimulationConfig) -> Iterator[dict]:
+def generate_events(
+    config: SimulationConfig, catalog: Catalog | None = None, settings: Settings | None = None
+) -> Iterator[dict]:
     """Valid v1 play events of ``config``'s span, in ``end_time`` order, as JSON-ready dicts.
 
-    Each dict equals ``PlayEventV1.model_validate(d).to_record()``. Lazy: events are made as
-    they are consumed, so an hour of a large population costs little memory.
+    ``catalog`` defaults to the songs in PostgreSQL (``read_catalog(settings)``, settings
+    defaulting to ``get_settings()``), read once before the first event. Each dict equals
+    ``PlayEventV1.model_validate(d).to_record()``. Lazy: events are made as they are
+    consumed, so an hour of a large population costs little memory.
+
+    Raises:
+        CatalogEmptyError: the catalog has no songs (run ``encore catalog load``).
     """
-    catalog, listeners = build_population(config)
+    if catalog is None:
+        if settings is None:
+            from encore.settings import get_settings
+
+            settings = get_settings()
+        catalog = read_catalog(settings)
+    listeners = build_population(config, catalog)
     start_ms = int(config.start.timestamp() * 1000)
     end_ms = start_ms + int(config.duration.total_seconds() * 1000)
     streams = [_listen(listener, catalog, config.seed, start_ms, end_ms) for listener in listeners]

@@ -1,26 +1,34 @@
-"""Who listens to what: the catalogue, the listeners and their tastes.
+"""Who listens to what: the catalog's songs, the listeners and their tastes.
 
-Inputs: a ``SimulationConfig`` and, for the HetRec population, the lastfm-2k play counts
-(``user_artists.dat``). Output: a ``Catalog`` and ``Listener`` list that
-:mod:`pipelines.simulation.listening` turns into sessions and events. This is the module to
-change for a real catalogue; the listening model and the senders do not depend on how it is
-built.
+Inputs: a ``SimulationConfig``, the catalog's songs (read once from PostgreSQL by
+``read_catalog``: artist, genre, duration, territories, popularity, explicit) and, for the
+HetRec population, the lastfm-2k play counts (``user_artists.dat``) and artist names
+(``artists.dat``). Output: a ``Catalog`` and ``Listener`` list that
+:mod:`pipelines.simulation.listening` turns into sessions and events. Every song a listener
+plays is a catalog song licensed in the listener's country.
 
 The model, each piece a plain, documented assumption rather than a fit to real data:
 
-* **Catalogue**: artists with 3 to ``2 * songs_per_artist`` songs (``a<artist>-s<k>``).
-  Artist popularity is Zipf (exponent ``zipf_exponent``), songs within an artist Zipf with
-  exponent 1, so song plays have a Zipf-like head.
 * **Listeners**: a country (skewed: US first), a primary device used in 80% of sessions, a
-  handful of favourite artists (by popularity) with Dirichlet-like weights, an exploration
-  rate (the rest of the plays follow global popularity), a skip propensity around 25%, a
-  like rate of a few percent, and a session rate (log-normal, about two sessions a day).
-* **HetRec lastfm-2k**: users and artists come from the dataset; each user picks artists in
-  proportion to their play counts (no exploration) and listens in proportion to their total
-  count (mean two sessions a day), so the stream's user x artist counts follow the dataset's.
+  skip propensity around 25%, a like rate of a few percent, a session rate (log-normal,
+  about two sessions a day) and about 8% who turned explicit content off.
+* **Tastes**: two to four favourite genres (weights), four to fifteen favourite artists
+  (mostly from those genres, by popularity; weights), one to three disliked genres. A play
+  is a favourite artist's song (``artist_share``, about 55%), a song of a favourite genre
+  (``genre_share``, about 30%), or, for the rest, any song by global popularity (discovery).
+  Songs within an artist or genre follow the catalog's popularity.
+* **Drift**: every simulated day the weights take a small log-normal step and, now and
+  then, the least liked favourite artist gives way to a new one from a favourite genre.
+* **Skips follow tastes**: a favourite artist's song is skipped at 0.45x the listener's
+  propensity, a favourite genre's at 0.8x, anything else at 1.8x, a disliked genre's at 3.5x.
+* **HetRec lastfm-2k**: users come from the dataset; their artists (matched to the catalog's
+  by name, so load the catalog with ``--source hetrec-lastfm-2k``) are their favourites in
+  proportion to their play counts, with no discovery, and they listen in proportion to
+  their total count (mean two sessions a day), so the stream's user x artist counts follow
+  the dataset's.
 
 Everything is drawn from ``random.Random`` streams seeded by ``(seed, listener)``: the same
-config gives the same population.
+config and catalog give the same population.
 """
 
 from __future__ import annotations
@@ -29,13 +37,15 @@ import bisect
 import itertools
 import math
 import random
-from collections import Counter
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from encore.errors import ConfigurationError, DatasetError
+from encore.db import ids
+from encore.errors import ConfigurationError, DatasetError, EncoreError
+from encore.settings import Settings
 
 HETREC_LASTFM_2K = "hetrec-lastfm-2k"
 DATASET_DIRS = {HETREC_LASTFM_2K: "hetrec2011-lastfm-2k"}
@@ -54,23 +64,33 @@ DEVICES: dict[str, float] = {
     "car": 0.04, "tv": 0.03, "other": 0.01,
 }  # fmt: skip
 MEAN_SESSIONS_PER_DAY = 2.0
+NO_EXPLICIT_SHARE = 0.08
+
+# Skip propensity multipliers by how the song sits with the listener's tastes.
+FAVOURITE_ARTIST, FAVOURITE_GENRE, NEUTRAL, DISLIKED = "artist", "genre", "neutral", "disliked"
+SKIP_FACTOR = {FAVOURITE_ARTIST: 0.45, FAVOURITE_GENRE: 0.8, NEUTRAL: 1.8, DISLIKED: 3.5}
+LIKE_FACTOR = {FAVOURITE_ARTIST: 2.0, FAVOURITE_GENRE: 1.0, NEUTRAL: 0.3, DISLIKED: 0.0}
+DAILY_DRIFT_SIGMA = 0.12
+DAILY_NEW_ARTIST_CHANCE = 0.08
+_TRIES = 30  # redraws before giving up on a pool (nothing licensed or allowed there)
+
+
+class CatalogEmptyError(EncoreError):
+    """The catalog has no songs for the simulator to play."""
 
 
 @dataclass(frozen=True)
 class SimulationConfig:
-    """What to simulate. The same config always yields the same events."""
+    """What to simulate. The same config and catalog always yield the same events."""
 
     seed: int = 0
     start: datetime = datetime(2026, 11, 23, 18, 0, tzinfo=UTC)
     duration: timedelta = timedelta(hours=1)
     users: int = 10_000
     """Listeners in the population (most are idle at any moment, as in life)."""
-    artists: int = 2_000
-    songs_per_artist: int = 10
-    zipf_exponent: float = 1.1
     mean_skip_rate: float = 0.25
     dataset: str | None = None
-    """``hetrec-lastfm-2k`` to take listeners and artists from HetRec play counts."""
+    """``hetrec-lastfm-2k`` to take listeners from HetRec play counts."""
     dataset_root: Path | None = None
     """Folder holding ``hetrec2011-lastfm-2k/``; default ``settings.datasets.resolve()``."""
     max_events: int | None = None
@@ -91,17 +111,7 @@ def _cumulative(weights: Iterable[float]) -> list[float]:
 
 
 def _pick(cum: list[float], rng: random.Random) -> int:
-    return bisect.bisect_right(cum, rng.random() * cum[-1])
-
-
-_ZIPF_CUM: dict[tuple[int, float], list[float]] = {}
-
-
-def _zipf_index(n: int, exponent: float, rng: random.Random) -> int:
-    cum = _ZIPF_CUM.get((n, exponent))
-    if cum is None:
-        cum = _ZIPF_CUM[(n, exponent)] = _cumulative(1 / (k**exponent) for k in range(1, n + 1))
-    return _pick(cum, rng)
+    return min(bisect.bisect_right(cum, rng.random() * cum[-1]), len(cum) - 1)
 
 
 _COUNTRY_NAMES = list(COUNTRIES)
@@ -110,20 +120,97 @@ _DEVICE_NAMES = list(DEVICES)
 _DEVICE_CUM = _cumulative(DEVICES.values())
 
 
-@dataclass
+@dataclass(frozen=True)
+class CatalogSong:
+    """One catalog song as the simulator sees it."""
+
+    song_id: str
+    artist_id: str
+    genre: str
+    duration_ms: int
+    territories: Sequence[str]
+    popularity: float
+    explicit: bool = False
+
+
+class _Pool:
+    """Songs (indices) to draw from by popularity."""
+
+    def __init__(self, songs: list[int], popularity: Sequence[float]) -> None:
+        self.songs = songs
+        # a floor keeps songs rounded to zero popularity reachable
+        self.cum = _cumulative(max(popularity[s], 1e-9) for s in songs)
+
+    def draw(self, rng: random.Random) -> int:
+        return self.songs[_pick(self.cum, rng)]
+
+
 class Catalog:
-    artist_ids: list[str]
-    song_counts: list[int]
-    artist_cum: list[float]
-    """Cumulative global popularity of artists, for exploration picks."""
+    """The catalog's songs with the pools listeners draw from (by artist, genre, overall)."""
 
-    def popular_artist(self, rng: random.Random) -> int:
-        """An artist index drawn by global popularity."""
-        return _pick(self.artist_cum, rng)
+    def __init__(self, songs: Sequence[CatalogSong]) -> None:
+        if not songs:
+            raise CatalogEmptyError("no songs in the catalog: run `encore catalog load`")
+        everywhere = set(COUNTRIES)
+        self.song_ids = [s.song_id for s in songs]
+        self.duration_ms = [s.duration_ms for s in songs]
+        self.explicit = [s.explicit for s in songs]
+        popularity = [s.popularity for s in songs]
+        # None: licensed in every country the simulator's listeners live in
+        self.territories: list[frozenset[str] | None] = [
+            None if everywhere <= set(s.territories) else frozenset(s.territories) for s in songs
+        ]
+        self.artist_ids = sorted({s.artist_id for s in songs})
+        artist_index = {a: i for i, a in enumerate(self.artist_ids)}
+        self.genres = sorted({s.genre for s in songs})
+        genre_index = {g: i for i, g in enumerate(self.genres)}
+        self.artist_of = [artist_index[s.artist_id] for s in songs]
+        self.genre_of = [genre_index[s.genre] for s in songs]
+        by_artist: list[list[int]] = [[] for _ in self.artist_ids]
+        by_genre: list[list[int]] = [[] for _ in self.genres]
+        for index, (artist, genre) in enumerate(zip(self.artist_of, self.genre_of, strict=True)):
+            by_artist[artist].append(index)
+            by_genre[genre].append(index)
+        self.overall = _Pool(list(range(len(songs))), popularity)
+        self.by_artist = [_Pool(s, popularity) for s in by_artist]
+        self.by_genre = [_Pool(s, popularity) for s in by_genre]
+        artist_popularity = [sum(popularity[s] for s in pool) for pool in by_artist]
+        # an artist's genre is that of most of its songs; genres weigh their songs' popularity
+        genre_counts: list[Counter[int]] = [Counter() for _ in self.artist_ids]
+        for artist, genre in zip(self.artist_of, self.genre_of, strict=True):
+            genre_counts[artist][genre] += 1
+        self.artist_genre = [counts.most_common(1)[0][0] for counts in genre_counts]
+        artists_in_genre: list[list[int]] = [[] for _ in self.genres]
+        for artist, genre in enumerate(self.artist_genre):
+            artists_in_genre[genre].append(artist)
+        self.artists_overall = _Pool(list(range(len(self.artist_ids))), artist_popularity)
+        self.artists_by_genre = [_Pool(a, artist_popularity) for a in artists_in_genre]
+        self.genre_cum = _cumulative(
+            sum(artist_popularity[a] for a in pool) + 1e-9 for pool in artists_in_genre
+        )
 
-    def song_id(self, artist: int, rng: random.Random) -> str:
-        k = _zipf_index(self.song_counts[artist], 1.0, rng)
-        return f"a{self.artist_ids[artist]}-s{k}"
+    def __len__(self) -> int:
+        return len(self.song_ids)
+
+    def licensed(self, song: int, country: str) -> bool:
+        territories = self.territories[song]
+        return territories is None or country in territories
+
+
+def read_catalog(settings: Settings) -> Catalog:
+    """The catalog's songs from PostgreSQL, read once.
+
+    Raises:
+        CatalogEmptyError: the catalog has no songs.
+    """
+    import psycopg
+
+    with psycopg.connect(settings.postgres.effective_dsn) as connection:
+        rows = connection.execute(
+            "SELECT song_id, artist_id, genre, duration_ms, territories, popularity, explicit "
+            "FROM songs ORDER BY song_id"
+        ).fetchall()
+    return Catalog([CatalogSong(*row) for row in rows])
 
 
 @dataclass
@@ -132,66 +219,130 @@ class Listener:
     country: str
     utc_offset_h: int
     device: str
-    favourites: list[int]
-    favourite_cum: list[float]
-    exploration: float
     sessions_per_day: float
     skip_propensity: float
     like_rate: float
+    allow_explicit: bool = True
+    genre_weights: dict[int, float] = field(default_factory=dict)
+    artist_weights: dict[int, float] = field(default_factory=dict)
+    disliked: frozenset[int] = frozenset()
+    artist_share: float = 0.55
+    genre_share: float = 0.30
+    _artist_cum: tuple[list[int], list[float]] | None = None
+    _genre_cum: tuple[list[int], list[float]] | None = None
 
     def session_device(self, rng: random.Random) -> str:
         """The device of one session: the listener's own in 80% of sessions."""
         return self.device if rng.random() < 0.8 else _DEVICE_NAMES[_pick(_DEVICE_CUM, rng)]
 
-    def choose_song(self, catalog: Catalog, rng: random.Random) -> tuple[str, bool]:
-        """The next song, and whether it was an exploration (not a favourite artist's)."""
-        explore = not self.favourites or rng.random() < self.exploration
-        if explore:
-            artist = catalog.popular_artist(rng)
-        else:
-            artist = self.favourites[_pick(self.favourite_cum, rng)]
-        return catalog.song_id(artist, rng), explore
+    def affinity(self, catalog: Catalog, song: int) -> str:
+        """How ``song`` sits with this listener's tastes (a key of ``SKIP_FACTOR``)."""
+        if catalog.artist_of[song] in self.artist_weights:
+            return FAVOURITE_ARTIST
+        genre = catalog.genre_of[song]
+        if genre in self.genre_weights:
+            return FAVOURITE_GENRE
+        return DISLIKED if genre in self.disliked else NEUTRAL
+
+    def _weighted(self, weights: dict[int, float], cache: str) -> tuple[list[int], list[float]]:
+        cached = getattr(self, cache)
+        if cached is None:
+            keys = sorted(weights)
+            cached = (keys, _cumulative(weights[k] for k in keys))
+            setattr(self, cache, cached)
+        return cached
+
+    def _draw(self, catalog: Catalog, rng: random.Random) -> int | None:
+        roll = rng.random()
+        if roll < self.artist_share and self.artist_weights:
+            artists, cum = self._weighted(self.artist_weights, "_artist_cum")
+            return catalog.by_artist[artists[_pick(cum, rng)]].draw(rng)
+        if roll < self.artist_share + self.genre_share and self.genre_weights:
+            genres, cum = self._weighted(self.genre_weights, "_genre_cum")
+            return catalog.by_genre[genres[_pick(cum, rng)]].draw(rng)
+        if self.artist_share >= 1:
+            return None
+        return catalog.overall.draw(rng)
+
+    def choose_song(self, catalog: Catalog, rng: random.Random) -> int:
+        """The next song (a catalog index), licensed in the listener's country and, when
+        the listener turned explicit content off, not explicit."""
+        for _ in range(_TRIES):
+            song = self._draw(catalog, rng)
+            if song is None:
+                continue
+            if catalog.licensed(song, self.country) and (
+                self.allow_explicit or not catalog.explicit[song]
+            ):
+                return song
+        # nothing allowed among the tastes: the most popular song the listener may play
+        for _ in range(_TRIES * 10):
+            song = catalog.overall.draw(rng)
+            if catalog.licensed(song, self.country):
+                return song
+        return next(s for s in range(len(catalog)) if catalog.licensed(s, self.country))
+
+    def drift(self, catalog: Catalog, rng: random.Random) -> None:
+        """One simulated day's change of taste: small steps in every weight, and now and
+        then a new favourite artist in place of the least liked one. HetRec listeners keep
+        the dataset's counts."""
+        if self.artist_share >= 1:
+            return
+        for weights in (self.genre_weights, self.artist_weights):
+            for key in weights:
+                weights[key] *= math.exp(rng.gauss(0, DAILY_DRIFT_SIGMA))
+        if self.genre_weights and rng.random() < DAILY_NEW_ARTIST_CHANCE:
+            genres, cum = self._weighted(self.genre_weights, "_genre_cum")
+            newcomer = catalog.artists_by_genre[genres[_pick(cum, rng)]].draw(rng)
+            if newcomer not in self.artist_weights and len(self.artist_weights) > 1:
+                weakest = min(self.artist_weights, key=self.artist_weights.__getitem__)
+                del self.artist_weights[weakest]
+                self.artist_weights[newcomer] = rng.expovariate(1)
+        self._artist_cum = self._genre_cum = None
 
 
-def _listener_traits(seed: int, user_id: str) -> tuple[random.Random, str, str, float, float]:
+def _listener(seed: int, user_id: str, skip_scale: float) -> tuple[random.Random, Listener]:
     rng = random.Random(f"{seed}/listener/{user_id}")
     country = _COUNTRY_NAMES[_pick(_COUNTRY_CUM, rng)]
     device = _DEVICE_NAMES[_pick(_DEVICE_CUM, rng)]
-    return rng, country, device, rng.betavariate(2, 6), rng.betavariate(1.2, 40)
-
-
-def build_synthetic_population(config: SimulationConfig) -> tuple[Catalog, list[Listener]]:
-    """A Zipf catalogue and ``config.users`` listeners (see the module docstring)."""
-    rng = random.Random(f"{config.seed}/catalog")
-    upper = max(3, 2 * config.songs_per_artist - 3)
-    catalog = Catalog(
-        artist_ids=[str(a) for a in range(config.artists)],
-        song_counts=[rng.randint(3, upper) for _ in range(config.artists)],
-        artist_cum=_cumulative(
-            1 / (rank**config.zipf_exponent) for rank in range(1, config.artists + 1)
-        ),
+    skip, like = rng.betavariate(2, 6), rng.betavariate(1.2, 40)  # skip mean 0.25
+    listener = Listener(
+        user_id=user_id,
+        country=country,
+        utc_offset_h=COUNTRIES[country][1],
+        device=device,
+        sessions_per_day=rng.lognormvariate(math.log(1.5), 0.8),
+        skip_propensity=min(0.9, skip * skip_scale),
+        like_rate=like,
+        allow_explicit=rng.random() >= NO_EXPLICIT_SHARE,
     )
-    skip_scale = config.mean_skip_rate / 0.25  # betavariate(2, 6) has mean 0.25
+    return rng, listener
+
+
+def build_synthetic_population(config: SimulationConfig, catalog: Catalog) -> list[Listener]:
+    """``config.users`` listeners with tastes over ``catalog`` (see the module docstring)."""
+    skip_scale = config.mean_skip_rate / 0.25
+    genre_count = len(catalog.genres)
     listeners = []
     for index in range(config.users):
-        user_id = f"u{index}"
-        rng, country, device, skip, like = _listener_traits(config.seed, user_id)
-        favourites = sorted({catalog.popular_artist(rng) for _ in range(rng.randint(3, 12))})
-        listeners.append(
-            Listener(
-                user_id=user_id,
-                country=country,
-                utc_offset_h=COUNTRIES[country][1],
-                device=device,
-                favourites=favourites,
-                favourite_cum=_cumulative(rng.expovariate(1) for _ in favourites),
-                exploration=rng.uniform(0.1, 0.4),
-                sessions_per_day=rng.lognormvariate(math.log(1.5), 0.8),
-                skip_propensity=min(0.9, skip * skip_scale),
-                like_rate=like,
-            )
-        )
-    return catalog, listeners
+        rng, listener = _listener(config.seed, f"u{index}", skip_scale)
+        genres = {_pick(catalog.genre_cum, rng) for _ in range(rng.randint(2, 4))}
+        listener.genre_weights = {g: rng.expovariate(1) for g in sorted(genres)}
+        genre_list = sorted(genres)
+        artists = set()
+        for _ in range(rng.randint(4, 15)):
+            if rng.random() < 0.8:
+                pool = catalog.artists_by_genre[rng.choice(genre_list)]
+            else:
+                pool = catalog.artists_overall
+            artists.add(pool.draw(rng))
+        listener.artist_weights = {a: rng.expovariate(1) for a in sorted(artists)}
+        others = [g for g in range(genre_count) if g not in genres]
+        listener.disliked = frozenset(rng.sample(others, min(len(others), rng.randint(1, 3))))
+        listener.artist_share = rng.uniform(0.45, 0.65)
+        listener.genre_share = rng.uniform(0.2, 0.35)
+        listeners.append(listener)
+    return listeners
 
 
 def load_hetrec_play_counts(root: Path) -> list[tuple[str, str, int]]:
@@ -227,54 +378,72 @@ def load_hetrec_play_counts(root: Path) -> list[tuple[str, str, int]]:
     return rows
 
 
+def load_hetrec_artist_names(root: Path) -> dict[str, str]:
+    """HetRec artist id -> name, from ``artists.dat``.
+
+    Raises:
+        DatasetError: the file is missing.
+    """
+    path = Path(root) / DATASET_DIRS[HETREC_LASTFM_2K] / "artists.dat"
+    if not path.is_file():
+        raise DatasetError(f"HetRec lastfm-2k artist names not found: expected {path}")
+    names = {}
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines()[1:]:
+        parts = line.split("\t")
+        if len(parts) >= 2 and parts[1].strip():
+            names[parts[0]] = parts[1].strip()
+    return names
+
+
 def build_hetrec_population(
-    config: SimulationConfig, rows: list[tuple[str, str, int]]
-) -> tuple[Catalog, list[Listener]]:
-    """Listeners and artists from HetRec play counts (see the module docstring)."""
-    artist_ids = sorted({artist for _, artist, _ in rows}, key=int)
-    artist_index = {artist: i for i, artist in enumerate(artist_ids)}
-    rng = random.Random(f"{config.seed}/catalog")
-    totals: Counter[str] = Counter()
-    per_artist: Counter[str] = Counter()
+    config: SimulationConfig,
+    rows: list[tuple[str, str, int]],
+    names: dict[str, str],
+    catalog: Catalog,
+) -> list[Listener]:
+    """Listeners from HetRec play counts, their artists matched to the catalog's by name.
+
+    Raises:
+        DatasetError: none of the dataset's artists is in the catalog.
+    """
+    catalog_artist = {a: i for i, a in enumerate(catalog.artist_ids)}
+    to_catalog = {
+        hetrec: catalog_artist[ids.artist_id(name)]
+        for hetrec, name in names.items()
+        if ids.artist_id(name) in catalog_artist
+    }
+    by_user: dict[str, Counter[int]] = defaultdict(Counter)
     for user, artist, weight in rows:
-        totals[user] += weight
-        per_artist[artist] += weight
-    catalog = Catalog(
-        artist_ids=artist_ids,
-        song_counts=[rng.randint(3, max(3, 2 * config.songs_per_artist - 3)) for _ in artist_ids],
-        artist_cum=_cumulative(per_artist[a] for a in artist_ids),
-    )
-    by_user: dict[str, list[tuple[int, int]]] = {}
-    for user, artist, weight in rows:
-        by_user.setdefault(user, []).append((artist_index[artist], weight))
+        if artist in to_catalog:
+            by_user[user][to_catalog[artist]] += weight
+    if not by_user:
+        raise DatasetError(
+            "none of HetRec lastfm-2k's artists is in the catalog: load it with "
+            "`encore catalog load --source hetrec-lastfm-2k`"
+        )
+    totals = {user: sum(counts.values()) for user, counts in by_user.items()}
     mean_total = sum(totals.values()) / len(totals)
     skip_scale = config.mean_skip_rate / 0.25
     listeners = []
     for user in sorted(by_user, key=int):
-        user_id = f"u{user}"
-        _, country, device, skip, like = _listener_traits(config.seed, user_id)
-        artists = sorted(by_user[user])
-        listeners.append(
-            Listener(
-                user_id=user_id,
-                country=country,
-                utc_offset_h=COUNTRIES[country][1],
-                device=device,
-                favourites=[a for a, _ in artists],
-                favourite_cum=_cumulative(w for _, w in artists),
-                exploration=0.0,  # plays follow the dataset's counts only
-                sessions_per_day=MEAN_SESSIONS_PER_DAY * totals[user] / mean_total,
-                skip_propensity=min(0.9, skip * skip_scale),
-                like_rate=like,
-            )
-        )
-    return catalog, listeners
+        _, listener = _listener(config.seed, f"u{user}", skip_scale)
+        counts = by_user[user]
+        genres: Counter[int] = Counter()
+        for artist, weight in counts.items():
+            genres[catalog.artist_genre[artist]] += weight
+        listener.artist_weights = {a: float(w) for a, w in sorted(counts.items())}
+        listener.genre_weights = {g: float(w) for g, w in sorted(genres.items())}
+        listener.artist_share, listener.genre_share = 1.0, 0.0  # the dataset's counts only
+        listener.allow_explicit = True
+        listener.sessions_per_day = MEAN_SESSIONS_PER_DAY * totals[user] / mean_total
+        listeners.append(listener)
+    return listeners
 
 
-def build_population(config: SimulationConfig) -> tuple[Catalog, list[Listener]]:
-    """The catalogue and listeners of ``config``: synthetic, or from its dataset."""
+def build_population(config: SimulationConfig, catalog: Catalog) -> list[Listener]:
+    """The listeners of ``config`` over ``catalog``: synthetic, or from its dataset."""
     if config.dataset is None:
-        return build_synthetic_population(config)
+        return build_synthetic_population(config, catalog)
     root = config.dataset_root
     if root is None:
         from encore.settings import get_settings
@@ -285,4 +454,6 @@ def build_population(config: SimulationConfig) -> tuple[Catalog, list[Listener]]
                 f"dataset {config.dataset!r} needs the datasets folder: set "
                 "ENCORE_DATASETS__ROOT to the folder holding hetrec2011-lastfm-2k/"
             )
-    return build_hetrec_population(config, load_hetrec_play_counts(root))
+    return build_hetrec_population(
+        config, load_hetrec_play_counts(root), load_hetrec_artist_names(root), catalog
+    )

@@ -1,6 +1,7 @@
 """One simulation run, as ``encore simulate`` does it: generate, add faults, send, report.
 
-Input: ``Settings`` (Kafka, the API's address and service token) and ``SimulationOptions``.
+Input: ``Settings`` (PostgreSQL for the catalog, Kafka, the API's address and service token)
+and ``SimulationOptions``.
 Output: a ``SimulationReport``: what was generated and added (``FaultStats``) and what the
 target did with it (``SendReport``).
 """
@@ -106,11 +107,12 @@ def run_simulation(
     ``progress`` is called with the number of records handled since its last call.
 
     Raises:
+        CatalogEmptyError: the catalog has no songs (run ``encore catalog load``).
         EncoreError: the target is unreachable.
     """
     stats = FaultStats()
     records = inject_faults(
-        generate_events(options.config),
+        generate_events(options.config, settings=settings),
         options.duplicates,
         options.malformed,
         options.config.seed,

@@ -13,13 +13,14 @@ from encore.events import PlayEventInvalid, validate_play_event_json
 from encore.settings import EventsSettings
 from pipelines.simulation import FaultStats, SimulationConfig, generate_events, inject_faults
 from pipelines.simulation.faults import MALFORMED_KINDS
+from tests.pipelines.simulation.catalogs import synthetic_catalog
 
-HOUR = SimulationConfig(seed=7, users=3000, artists=500, duration=timedelta(hours=1))
+HOUR = SimulationConfig(seed=7, users=3000, duration=timedelta(hours=1))
 
 
 @pytest.fixture(scope="module")
 def hour() -> list[dict]:
-    return list(generate_events(HOUR))
+    return list(generate_events(HOUR, synthetic_catalog(artists=500)))
 
 
 def test_faults_come_in_the_asked_fractions(hour: list[dict]) -> None:

@@ -11,6 +11,7 @@ from encore.events import PlayEventV1, time_bound_problems
 from encore.settings import EventsSettings
 from pipelines.simulation import SimulationConfig, SimulationOptions, Target, generate_events
 from pipelines.simulation.run import default_start
+from tests.pipelines.simulation.catalogs import synthetic_catalog
 
 
 @pytest.mark.parametrize(
@@ -37,8 +38,11 @@ def test_default_start_keeps_every_event_inside_the_contract_horizon(
     start = default_start(duration, now)
     assert start == start.replace(minute=0, second=0, microsecond=0)
     assert arrival - duration - timedelta(hours=1) < start <= arrival - duration
-    config = SimulationConfig(seed=3, start=start, duration=duration, users=500, artists=50)
-    events = [PlayEventV1.model_validate(e) for e in generate_events(config)]
+    config = SimulationConfig(seed=3, start=start, duration=duration, users=500)
+    events = [
+        PlayEventV1.model_validate(e)
+        for e in generate_events(config, synthetic_catalog(artists=50))
+    ]
     assert events and max(e.start_time for e in events) >= start + duration / 2
     assert time_bound_problems(events, arrival, EventsSettings()) == []
 

@@ -24,7 +24,9 @@ from pipelines.simulation import (
     post_to_api,
     send_to_kafka,
 )
-from tests.conftest import free_port
+from streaming_api.catalog.load import load_catalog
+from tests.conftest import free_port, fresh_database
+from tests.pipelines.simulation.catalogs import synthetic_catalog
 from tests.streaming_api.conftest import create_topic, with_topic
 from tests.topics import read_all
 
@@ -32,7 +34,8 @@ pytestmark = pytest.mark.integration
 
 # the last few hours: the API's contract bounds how old an event may be
 RECENT = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=4)
-CONFIG = SimulationConfig(seed=5, users=400, artists=100, start=RECENT, duration=timedelta(hours=3))
+CONFIG = SimulationConfig(seed=5, users=400, start=RECENT, duration=timedelta(hours=3))
+CATALOG = synthetic_catalog(artists=100)
 ENCORE = str(Path(sys.executable).parent / "encore")
 
 
@@ -53,9 +56,17 @@ def fresh_topic(platform: Settings) -> Settings:
     return with_topic(platform, topic)
 
 
+@pytest.fixture(scope="module")
+def with_catalog(platform: Settings) -> Settings:
+    """A database of this module's own, holding a small catalog for ``encore simulate``."""
+    settings = fresh_database(platform, "simulation_sending")
+    load_catalog(settings, artists=100, songs_per_artist=10, seed=1)
+    return settings
+
+
 @pytest.fixture()
-def fresh(platform: Settings) -> Settings:
-    return fresh_topic(platform)
+def fresh(with_catalog: Settings) -> Settings:
+    return fresh_topic(with_catalog)
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +84,7 @@ def encoded(record: bytes | dict) -> bytes:
 
 
 def test_send_to_kafka_delivers_every_record_keyed_by_user(fresh: Settings) -> None:
-    events = list(generate_events(CONFIG))
+    events = list(generate_events(CONFIG, CATALOG))
     stats = FaultStats()
     records = list(inject_faults(events, duplicates=0.05, malformed=0.05, seed=2, stats=stats))
     report = send_to_kafka(fresh, records, faults=stats)
@@ -100,7 +111,7 @@ def test_send_to_kafka_delivers_every_record_keyed_by_user(fresh: Settings) -> N
 
 def test_post_to_api_counts_malformed_as_rejected(served: tuple[Settings, str]) -> None:
     fresh, api_url = served
-    events = list(generate_events(CONFIG))
+    events = list(generate_events(CONFIG, CATALOG))
     stats = FaultStats()
     records = list(inject_faults(events, duplicates=0.05, malformed=0.03, seed=4, stats=stats))
     # what the contract refuses, decided here record by record, not taken from the stats
@@ -118,7 +129,9 @@ def test_post_to_api_counts_malformed_as_rejected(served: tuple[Settings, str]) 
 
 def test_post_to_api_reports_a_wrong_token(served: tuple[Settings, str]) -> None:
     _, api_url = served
-    events = list(generate_events(SimulationConfig(users=500, start=RECENT, max_events=10)))
+    events = list(
+        generate_events(SimulationConfig(users=500, start=RECENT, max_events=10), CATALOG)
+    )
     report = post_to_api(api_url, "not-the-token", events, batch_size=5, concurrency=1)
     assert report.sent == 0 and report.failed == 10
     assert "401" in report.errors[0]
@@ -153,7 +166,8 @@ def test_encore_simulate_to_kafka(fresh: Settings) -> None:
     # the same run through the library: what the command must have sent and reported
     stats = FaultStats()
     config = SimulationConfig(seed=9, users=1000, duration=timedelta(minutes=30))
-    records = list(inject_faults(generate_events(config), 0.1, 0.1, seed=9, stats=stats))
+    events = generate_events(config, settings=fresh)  # the catalog the command read
+    records = list(inject_faults(events, 0.1, 0.1, seed=9, stats=stats))
     numbers = {
         label: int(value.replace(",", ""))
         for label, value in summary(done.stdout).items()
@@ -184,7 +198,9 @@ def test_post_to_api_retries_503_then_reports_failure(platform: Settings) -> Non
     )
     broken = with_api_port(broken)
     with services.running(broken, "api", instance="api-broken-kafka", env=DEVELOPMENT) as api:
-        events = list(generate_events(SimulationConfig(users=500, start=RECENT, max_events=10)))
+        events = list(
+            generate_events(SimulationConfig(users=500, start=RECENT, max_events=10), CATALOG)
+        )
         token = broken.api.service_token.get_secret_value()
         report = post_to_api(
             api.address(broken), token, events, batch_size=10, concurrency=1, max_retries=2
