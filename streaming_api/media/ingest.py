@@ -18,6 +18,7 @@ Masters run on a bounded pool of ``media.ingest_workers`` threads, one ffmpeg ea
 from __future__ import annotations
 
 import hashlib
+import logging
 import tempfile
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -28,7 +29,7 @@ from pathlib import Path
 from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from encore.countries import ASSIGNED_COUNTRY_CODES
 from encore.db import ids
@@ -43,6 +44,8 @@ INGESTED, ALREADY_INGESTED, FAILED = "ingested", "already ingested", "failed"
 UNKNOWN_GENRE = "unknown"
 WORLDWIDE = sorted(ASSIGNED_COUNTRY_CODES)
 _HASH_CHUNK = 1 << 20
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -140,6 +143,9 @@ def ingest_master(job: _Job, master: Path) -> MasterOutcome:
         return _ingest(job, master)
     except EncoreError as error:
         return MasterOutcome(master, FAILED, job.song_id, str(error))
+    except OperationalError as error:
+        log.warning("PostgreSQL is unreachable: %s", error.orig)
+        return MasterOutcome(master, FAILED, job.song_id, "PostgreSQL is unreachable")
 
 
 def content_hash(path: Path) -> str:
@@ -195,7 +201,8 @@ def _ingest(job: _Job, master: Path) -> MasterOutcome:
             # the same bytes ingested meanwhile by another worker or process
             if (existing := _song_with_hash(job.engine, sha256)) is not None:
                 return MasterOutcome(master, ALREADY_INGESTED, existing)
-            raise
+            # another master of the same song committed first
+            raise ContractError("its song got media from another master meanwhile") from None
         except BaseException:
             for path in placed:
                 storage.remove(path)

@@ -22,7 +22,10 @@ class MediaStorage(Protocol):
         ...
 
     def put_tree(self, local_dir: Path, path: str) -> None:
-        """Move or copy the local folder ``local_dir`` to ``path`` (which must not exist)."""
+        """Move or copy the local folder ``local_dir`` to ``path``, replacing what is there.
+
+        Callers hold the database row that owns ``path`` (ingestion inserts it first), so
+        anything found there is an orphan of an interrupted run, never another's media."""
         ...
 
     def put_file(self, local_file: Path, path: str) -> None: ...
@@ -61,7 +64,7 @@ class LocalStorage:
     def put_tree(self, local_dir: Path, path: str) -> None:
         target = self._local(path)
         if target.exists():
-            raise FileExistsError(f"media folder {target} exists already")
+            shutil.rmtree(target)  # left by a run killed between the move and its commit
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.move(local_dir, target)  # a rename when the temp dir is on the same disk
 
