@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 import anyio.to_thread
-from fastapi import APIRouter, Body, Depends, Header, Path, Query, Response
+from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from streaming_api.deps import DbDep, PrincipalDep
@@ -32,20 +32,43 @@ router = APIRouter(prefix="/api/v1/playlists", tags=["playlists"])
 ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 NO_NUL = r"^[^\x00]*$"
 NAME_PATTERN = r"^[^\x00-\x1f\x7f]+$"  # one line, no control characters
+IF_MATCH_PATTERN = r'^(W/)?("[0-9]{1,10}"|[0-9]{1,10})$'  # one version: no `*`, no list
 
 SongId = Annotated[str, Field(pattern=ID_PATTERN, examples=["so-3f2a9c0d1e4b5a67"])]
 PlaylistId = Annotated[str, Path(pattern=ID_PATTERN, description="The playlist's id (`pl-...`).")]
 Position = Annotated[int, Field(ge=0, le=MAX_SONGS_PER_PLAYLIST)]
-IfMatch = Annotated[
-    str | None,
-    Header(
-        alias="If-Match",
-        description=(
-            'Required: the `ETag` of your last read, `"<version>"`. A stale one answers **412**'
-            " (someone changed the playlist since: read it again), none **428**."
-        ),
-    ),
-]
+
+
+def if_match_version(request: Request) -> int | None:
+    """The version the ``If-Match`` header names; ``None`` without one (the store answers
+    428 once it knows the caller may write). Read here rather than declared as a ``Header``
+    parameter so that a missing header is a 428, not FastAPI's 422."""
+    return version_from_if_match(request.headers.get("if-match"))
+
+
+VersionDep = Annotated[int | None, Depends(if_match_version)]
+
+
+def _if_match_parameter() -> dict[str, Any]:
+    """``openapi_extra`` of a write: ``If-Match`` as a required header parameter."""
+    return {
+        "parameters": [
+            {
+                "name": "If-Match",
+                "in": "header",
+                "required": True,
+                "description": (
+                    'The `ETag` of your last read, `"<version>"`. A stale one answers **412** '
+                    "(someone changed the playlist since: read it again), none **428**."
+                ),
+                "schema": {"type": "string", "pattern": IF_MATCH_PATTERN, "examples": ['"1"']},
+            }
+        ]
+    }
+
+
+# strict: 0 is not false and "1" is not 1; what the schema refuses, the API refuses
+BODY_CONFIG = ConfigDict(extra="forbid", strict=True)
 
 _ETAG_HEADER = {
     "ETag": {"description": 'The playlist\'s version, `"<version>"`.', "schema": {"type": "string"}}
@@ -94,7 +117,7 @@ class PlaylistPage(BaseModel):
 
 
 class PlaylistCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = BODY_CONFIG
 
     name: str = Field(min_length=1, max_length=MAX_NAME_LENGTH, pattern=NAME_PATTERN)
     description: str = Field(default="", max_length=MAX_DESCRIPTION_LENGTH, pattern=NO_NUL)
@@ -109,7 +132,7 @@ class PlaylistCreate(BaseModel):
 class PlaylistChanges(BaseModel):
     """The fields to change; those left out (or null) keep their value."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = BODY_CONFIG
 
     name: str | None = Field(
         default=None, min_length=1, max_length=MAX_NAME_LENGTH, pattern=NAME_PATTERN
@@ -119,7 +142,7 @@ class PlaylistChanges(BaseModel):
 
 
 class SongsToAdd(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = BODY_CONFIG
 
     song_ids: list[SongId] = Field(min_length=1, max_length=MAX_SONGS_PER_REQUEST)
     position: Position | None = Field(
@@ -132,7 +155,7 @@ class SongsMove(BaseModel):
     """Move `count` entries starting at `from_position` so that the first of them ends at
     `to_position` (a position in the playlist after the move)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = BODY_CONFIG
 
     from_position: Position
     to_position: Position
@@ -210,6 +233,7 @@ async def read_playlist(
     "/{playlist_id}",
     response_model=PlaylistOut,
     responses={200: {"headers": _ETAG_HEADER}, **_WRITE_ERRORS},
+    openapi_extra=_if_match_parameter(),
 )
 async def change_playlist(
     playlist_id: PlaylistId,
@@ -217,12 +241,11 @@ async def change_playlist(
     store: StoreDep,
     response: Response,
     changes: Annotated[PlaylistChanges, Body()],
-    if_match: IfMatch = None,
+    version: VersionDep,
 ) -> PlaylistOut:
     """Rename it, change its description or make it public or private. Owner only (another
     listener's public playlist: **403**). Answers the playlist and its new `ETag`."""
     owner_id = principal.listener_id()
-    version = version_from_if_match(if_match)
     fields: dict[str, Any] = {
         name: value
         for name, value in changes.model_dump(exclude_unset=True).items()
@@ -232,13 +255,17 @@ async def change_playlist(
     return _answer(response, playlist)
 
 
-@router.delete("/{playlist_id}", status_code=204, responses=_WRITE_ERRORS)
+@router.delete(
+    "/{playlist_id}",
+    status_code=204,
+    responses=_WRITE_ERRORS,
+    openapi_extra=_if_match_parameter(),
+)
 async def delete_playlist(
-    playlist_id: PlaylistId, principal: PrincipalDep, store: StoreDep, if_match: IfMatch = None
+    playlist_id: PlaylistId, principal: PrincipalDep, store: StoreDep, version: VersionDep
 ) -> Response:
     """Delete the playlist. Owner only; deleting it again answers **404**."""
     owner_id = principal.listener_id()
-    version = version_from_if_match(if_match)
     await anyio.to_thread.run_sync(store.delete, playlist_id, owner_id, version)
     return Response(status_code=204)
 
@@ -247,6 +274,7 @@ async def delete_playlist(
     "/{playlist_id}/songs",
     response_model=PlaylistOut,
     responses={200: {"headers": _ETAG_HEADER}, **_WRITE_ERRORS},
+    openapi_extra=_if_match_parameter(),
 )
 async def add_songs(
     playlist_id: PlaylistId,
@@ -254,13 +282,12 @@ async def add_songs(
     store: StoreDep,
     response: Response,
     songs: Annotated[SongsToAdd, Body()],
-    if_match: IfMatch = None,
+    version: VersionDep,
 ) -> PlaylistOut:
     """Insert songs, in the order given, at `position` (default: the end); the songs from
     there move down. Unknown song ids, a position past the end or more than
     10,000 songs in the playlist answer **422** with the reason."""
     owner_id = principal.listener_id()
-    version = version_from_if_match(if_match)
     playlist = await anyio.to_thread.run_sync(
         store.add_songs, playlist_id, owner_id, version, songs.song_ids, songs.position
     )
@@ -268,9 +295,10 @@ async def add_songs(
 
 
 @router.delete(
-    "/{playlist_id}/songs/{position}",
+    "/{playlist_id}/songs/{position:int}",  # int: `songs/move` is not a position
     response_model=PlaylistOut,
     responses={200: {"headers": _ETAG_HEADER}, **_WRITE_ERRORS},
+    openapi_extra=_if_match_parameter(),
 )
 async def remove_song(
     playlist_id: PlaylistId,
@@ -278,13 +306,12 @@ async def remove_song(
     principal: PrincipalDep,
     store: StoreDep,
     response: Response,
-    if_match: IfMatch = None,
+    version: VersionDep,
 ) -> PlaylistOut:
     """Remove the entry at `position` (by position, not song id: a song may be in the
     playlist twice; `If-Match` makes sure the position is the one you saw). The songs after
     it move up one. No entry there answers **422**."""
     owner_id = principal.listener_id()
-    version = version_from_if_match(if_match)
     playlist = await anyio.to_thread.run_sync(
         store.remove_song, playlist_id, owner_id, version, position
     )
@@ -295,6 +322,7 @@ async def remove_song(
     "/{playlist_id}/songs/move",
     response_model=PlaylistOut,
     responses={200: {"headers": _ETAG_HEADER}, **_WRITE_ERRORS},
+    openapi_extra=_if_match_parameter(),
 )
 async def move_songs(
     playlist_id: PlaylistId,
@@ -302,12 +330,11 @@ async def move_songs(
     store: StoreDep,
     response: Response,
     move: Annotated[SongsMove, Body()],
-    if_match: IfMatch = None,
+    version: VersionDep,
 ) -> PlaylistOut:
     """Move one entry, or a block of `count` consecutive entries, to another position; the
     block keeps its order. A block or target past the end answers **422**."""
     owner_id = principal.listener_id()
-    version = version_from_if_match(if_match)
     playlist = await anyio.to_thread.run_sync(
         lambda: store.move_songs(
             playlist_id, owner_id, version, move.from_position, move.to_position, move.count
