@@ -18,6 +18,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from pydantic import SecretStr
 from sqlalchemy import select
 
 from encore import services
@@ -25,13 +26,13 @@ from encore.db import create_engine
 from encore.db.schema import song_media
 from encore.settings import Settings
 from streaming_api.app import create_app
+from streaming_api.errors import AuthenticationError, NotLicensedError
+from streaming_api.media.hls import check_licensed, rewrite_master, rewrite_variant, segment_names
 from streaming_api.media.ingest import INGESTED, ingest_folder
-from streaming_api.media.tokens import issue_stream_token
+from streaming_api.media.tokens import issue_stream_token, verify_stream_token
 from tests.conftest import free_port
 from tests.media import decoded_seconds, make_master
 from tests.streaming_api.test_content_ingest import add_catalog_song, media_settings
-
-pytestmark = pytest.mark.integration
 
 TONE_SECONDS = 5.0
 
@@ -107,6 +108,7 @@ def stream(platform: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iter
         yield Stream(base, settings, worldwide.song_id, france_only, not_ingested, listeners)
 
 
+@pytest.mark.integration
 def test_a_listener_decodes_the_whole_song_with_ffmpeg(stream: Stream) -> None:
     answer = stream.stream(stream.worldwide)
     assert answer.status_code == 200, answer.text
@@ -133,6 +135,7 @@ def token_of(master_url: str) -> str:
     return master_url.rsplit("/", 2)[-2]
 
 
+@pytest.mark.integration
 def test_a_tampered_token_fails_in_ffmpeg_and_answers_401(stream: Stream) -> None:
     url = stream.master_url(stream.worldwide)
     token = token_of(url)
@@ -148,6 +151,7 @@ def test_a_tampered_token_fails_in_ffmpeg_and_answers_401(stream: Stream) -> Non
     assert answer.status_code == 401 and "signature" in answer.json()["detail"]
 
 
+@pytest.mark.integration
 def test_an_expired_token_fails_in_ffmpeg_and_answers_401(stream: Stream) -> None:
     short = stream.settings.model_copy(
         update={"media": stream.settings.media.model_copy(update={"stream_token_ttl_s": 1})}
@@ -162,6 +166,7 @@ def test_an_expired_token_fails_in_ffmpeg_and_answers_401(stream: Stream) -> Non
     assert code != 0
 
 
+@pytest.mark.integration
 def test_playlists_carry_the_token_in_every_uri(stream: Stream) -> None:
     url = stream.master_url(stream.worldwide)
     prefix = url.removesuffix("/master.m3u8")
@@ -181,6 +186,7 @@ def test_playlists_carry_the_token_in_every_uri(stream: Stream) -> None:
     assert first.status_code == 200 and first.headers["content-type"] == "video/mp2t"
 
 
+@pytest.mark.integration
 def test_segments_on_disk_are_encrypted(stream: Stream) -> None:
     row = stream.media_row(stream.worldwide)
     root = Path(stream.settings.media.root)
@@ -198,6 +204,7 @@ def test_segments_on_disk_are_encrypted(stream: Stream) -> None:
     assert with_key.returncode == 0, with_key.stderr
 
 
+@pytest.mark.integration
 def test_the_key_is_given_only_to_a_valid_token_of_that_song(stream: Stream) -> None:
     row = stream.media_row(stream.worldwide)
     url = stream.master_url(stream.worldwide)
@@ -214,6 +221,7 @@ def test_the_key_is_given_only_to_a_valid_token_of_that_song(stream: Stream) -> 
     assert answer.status_code == 401
 
 
+@pytest.mark.integration
 def test_path_parameters_are_validated_never_joined_raw(stream: Stream) -> None:
     prefix = stream.master_url(stream.worldwide).removesuffix("/master.m3u8")
     for attempt in ("..%2F..%2F..%2Fkeys", "..%2Fkey", "index.m3u8x", "seg_1.ts%00"):
@@ -226,6 +234,7 @@ def test_path_parameters_are_validated_never_joined_raw(stream: Stream) -> None:
     assert httpx.get(bad).status_code == 401
 
 
+@pytest.mark.integration
 def test_who_may_stream_what(stream: Stream) -> None:
     service = {"Authorization": f"Bearer {stream.settings.api.service_token.get_secret_value()}"}
     url = f"{stream.base}/api/v1/songs/{stream.worldwide}/stream"
@@ -243,6 +252,7 @@ def test_who_may_stream_what(stream: Stream) -> None:
     assert answer.status_code == 451 and "no country" in answer.json()["detail"]
 
 
+@pytest.mark.integration
 def test_the_schema_documents_the_streaming_answers(stream: Stream) -> None:
     from fastapi.testclient import TestClient
 
@@ -254,3 +264,78 @@ def test_the_schema_documents_the_streaming_answers(stream: Stream) -> None:
     key = paths["/api/v1/stream/{song_id}/{token}/key"]["get"]["responses"]
     assert set(key["200"]["content"]) == {"application/octet-stream"}
     assert set(key["401"]["content"]) == {"application/json"}
+
+
+# Unit tests of the token, the licensing rule and the rewriting: no services.
+
+SETTINGS = Settings(development=True)
+
+
+def test_a_token_verifies_for_its_song_until_it_expires() -> None:
+    token, grant = issue_stream_token(SETTINGS, "ada", "so-1", now=1_000)
+    assert verify_stream_token(SETTINGS, token, "so-1", now=1_000 + 10) == grant
+    assert grant.expires_at == 1_000 + SETTINGS.media.stream_token_ttl_s
+    with pytest.raises(AuthenticationError, match="expired"):
+        verify_stream_token(SETTINGS, token, "so-1", now=grant.expires_at)
+    with pytest.raises(AuthenticationError, match="not for song 'so-2'"):
+        verify_stream_token(SETTINGS, token, "so-2", now=1_000)
+
+
+def test_a_token_under_another_secret_or_altered_is_refused() -> None:
+    token, _ = issue_stream_token(SETTINGS, "ada", "so-1")
+    other = SETTINGS.model_copy(
+        update={"media": SETTINGS.media.model_copy(update={"stream_secret": SecretStr("x" * 40)})}
+    )
+    with pytest.raises(AuthenticationError, match="bad signature"):
+        verify_stream_token(other, token, "so-1")
+    payload, signature = token.split(".")
+    longer, _ = issue_stream_token(
+        SETTINGS.model_copy(
+            update={"media": SETTINGS.media.model_copy(update={"stream_token_ttl_s": 10**6})}
+        ),
+        "ada",
+        "so-1",
+    )
+    for forged in (
+        f"{longer.split('.')[0]}.{signature}",  # a later expiry, the old signature
+        tamper(token),
+        "",
+        ".",
+        "abc",
+        f"{payload}.",
+        f"{payload}.{signature}.x",
+        f"{payload}.é",
+        "x" * 600,
+    ):
+        with pytest.raises(AuthenticationError):
+            verify_stream_token(SETTINGS, forged, "so-1")
+
+
+def test_licensing_by_country_and_with_no_country() -> None:
+    from encore.countries import ASSIGNED_COUNTRY_CODES
+
+    worldwide = sorted(ASSIGNED_COUNTRY_CODES)
+    check_licensed("so-1", ["FR", "DE"], "FR")
+    check_licensed("so-1", worldwide, None)
+    with pytest.raises(NotLicensedError, match="not licensed in GB"):
+        check_licensed("so-1", ["FR", "DE"], "GB")
+    with pytest.raises(NotLicensedError, match="no country on file"):
+        check_licensed("so-1", worldwide[:-1], None)
+
+
+def test_rewriting_makes_every_uri_absolute_and_tokened() -> None:
+    base = "http://api/api/v1/stream/so-1/TOKEN"
+    master = '#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=70400,CODECS="mp4a.40.2"\n64/index.m3u8\n'
+    assert rewrite_master(master, base).splitlines()[-1] == f"{base}/64/index.m3u8"
+    variant = (
+        "#EXTM3U\n"
+        '#EXT-X-KEY:METHOD=AES-128,URI="key",IV=0x00000000000000000000000000000001\n'
+        "#EXTINF:6.0,\nseg_00000.ts\n#EXTINF:1.0,\nseg_00001.ts\n#EXT-X-ENDLIST\n"
+    )
+    rewritten = rewrite_variant(variant, base, 64)
+    assert f'URI="{base}/key",IV=0x00000000000000000000000000000001' in rewritten
+    assert [line for line in rewritten.splitlines() if not line.startswith("#")] == [
+        f"{base}/64/seg_00000.ts",
+        f"{base}/64/seg_00001.ts",
+    ]
+    assert segment_names(variant) == {"seg_00000.ts", "seg_00001.ts"}
