@@ -37,6 +37,13 @@ TYPO_SIMILARITY = 0.45
 """``pg_trgm.word_similarity_threshold`` for the typo arm (PostgreSQL's default 0.6 misses
 "beatels" -> "The Beatles" at 0.5; much lower matches noise)."""
 
+TYPO_FALLBACK_BELOW = 10
+"""Typo matches join a type's results only when its words match fewer than this many: typos
+are the fallback, and matching trigrams of common words is the costliest part of a search."""
+MIN_PREFIX = 2
+"""A query of one word matches it as a prefix from this many letters ("s" alone would match
+most songs); after other words, any last word is a prefix ("calling f")."""
+
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 # The threshold is a GUC read by the trigram operators; ``set_config(..., true)`` in the
@@ -48,51 +55,63 @@ input AS MATERIALIZED (
     SELECT encore_fold(CAST(:q AS text)) AS folded,
            set_config('pg_trgm.word_similarity_threshold', :typo_similarity, true) AS typo
 ),
+words AS MATERIALIZED (
+    -- the query's words as the documents were parsed, quoted as tsquery lexemes
+    SELECT '''' || replace(replace(lexeme, '\', '\\'), '''', '''''') || '''' AS quoted,
+           length(lexeme) AS letters,
+           positions[cardinality(positions)] AS last_position,
+           max(positions[cardinality(positions)]) OVER () AS final_position,
+           count(*) OVER () AS word_count
+    FROM input, unnest(to_tsvector('simple', input.folded))
+),
 query AS MATERIALIZED (
-    -- every word must match; the last one is a prefix (typed so far)
-    SELECT input.folded, coalesce((
-        SELECT string_agg(
-            '''' || replace(replace(lexeme, '\', '\\'), '''', '''''') || ''''
-                || CASE WHEN last_position = final_position THEN ':*' ELSE '' END,
-            ' & ' ORDER BY last_position)
-        FROM (
-            SELECT lexeme, positions[cardinality(positions)] AS last_position,
-                   max(positions[cardinality(positions)]) OVER () AS final_position
-            FROM unnest(to_tsvector('simple', input.folded))
-        ) AS words
-    ), '')::tsquery AS terms
+    -- terms: every word must match, the last one as a prefix (typed so far), when it has
+    -- MIN_PREFIX letters or follows other words; whole: all of them whole (ranks higher)
+    SELECT input.folded,
+        coalesce((
+            SELECT string_agg(quoted || CASE WHEN last_position = final_position
+                AND (letters >= :min_prefix OR word_count > 1) THEN ':*' ELSE '' END,
+                ' & ' ORDER BY last_position)
+            FROM words), '')::tsquery AS terms,
+        coalesce((SELECT string_agg(quoted, ' & ') FROM words), '')::tsquery AS whole
     FROM input
 )"""
 
-# Per type: the matches with their score, then the requested page of them.
-_MATCHES = {
-    "song": """
-song_matches AS (
-    SELECT s.song_id AS id, s.popularity AS popularity, round(CAST(
-        ts_rank(s.search_document, q.terms) + word_similarity(q.folded, encore_fold(s.title))
-        AS numeric), 4) AS score
-    FROM songs AS s CROSS JOIN query AS q
-    WHERE s.search_document @@ (SELECT terms FROM query)
-       OR encore_fold(s.title) %> (SELECT folded FROM input)
-)""",
-    "artist": """
-artist_matches AS (
-    SELECT a.artist_id AS id, a.popularity AS popularity, round(CAST(
-        ts_rank(a.search_document, q.terms) + word_similarity(q.folded, encore_fold(a.name))
-        AS numeric), 4) AS score
-    FROM artists AS a CROSS JOIN query AS q
-    WHERE a.search_document @@ (SELECT terms FROM query)
-       OR encore_fold(a.name) %> (SELECT folded FROM input)
-)""",
-    "album": """
-album_matches AS (
-    SELECT b.album_id AS id, 0.0::float8 AS popularity, round(CAST(
-        ts_rank(b.search_document, q.terms) + word_similarity(q.folded, encore_fold(b.title))
-        AS numeric), 4) AS score
-    FROM albums AS b CROSS JOIN query AS q
-    WHERE b.search_document @@ (SELECT terms FROM query)
-       OR encore_fold(b.title) %> (SELECT folded FROM input)
-)""",
+# Per type: the word matches; typo matches only when the words find fewer than
+# TYPO_FALLBACK_BELOW (a one-time filter: the trigram index is not even read otherwise);
+# then the requested page of them. Scores: ts_rank (title A > artist B > album C), +0.5
+# when all words match whole, +1 when the whole title or name is the query; typo matches
+# score their word similarity. word_similarity costs ~12 us a row: only typo rows pay it.
+_MATCHES = """
+{kind}_words AS (
+    SELECT t.{id} AS id, {popularity} AS popularity, round(CAST(
+        ts_rank(t.search_document, q.terms)
+        + CASE WHEN t.search_document @@ q.whole THEN 0.5 ELSE 0 END
+        + CASE WHEN encore_fold(t.{name}) = q.folded THEN 1 ELSE 0 END AS numeric), 4) AS score
+    FROM {table} AS t CROSS JOIN query AS q
+    WHERE t.search_document @@ (SELECT terms FROM query)
+),
+{kind}_matches AS (
+    SELECT id, popularity, score FROM {kind}_words
+    UNION ALL
+    SELECT t.{id}, {popularity}, round(CAST(
+        word_similarity(q.folded, encore_fold(t.{name})) AS numeric), 4)
+    FROM {table} AS t CROSS JOIN query AS q
+    WHERE encore_fold(t.{name}) %> (SELECT folded FROM input)
+      AND (SELECT count(*) FROM (SELECT FROM {kind}_words LIMIT :typo_fallback_below) AS w)
+          < :typo_fallback_below
+      AND NOT EXISTS (SELECT FROM {kind}_words AS w WHERE w.id = t.{id})
+)"""
+
+_TABLES = {
+    "song": {"table": "songs", "id": "song_id", "name": "title", "popularity": "t.popularity"},
+    "artist": {
+        "table": "artists",
+        "id": "artist_id",
+        "name": "name",
+        "popularity": "t.popularity",
+    },
+    "album": {"table": "albums", "id": "album_id", "name": "title", "popularity": "0.0::float8"},
 }
 
 _PAGE = """
@@ -194,13 +213,20 @@ def search_statement(types: Iterable[str]) -> str:
     types = list(types)
     ctes = [_PREAMBLE]
     for kind in types:
-        ctes += [_MATCHES[kind], _PAGE.format(kind=kind)]
+        ctes += [_MATCHES.format(kind=kind, **_TABLES[kind]), _PAGE.format(kind=kind)]
     selects = [_ROWS[kind] for kind in types] + [_TOTAL.format(kind=kind) for kind in types]
     return "WITH" + ",".join(ctes) + "\n" + "\nUNION ALL".join(selects)
 
 
 def search_parameters(q: str, limit: int, offset: int) -> dict[str, object]:
-    return {"q": q, "limit": limit, "offset": offset, "typo_similarity": str(TYPO_SIMILARITY)}
+    return {
+        "q": q,
+        "limit": limit,
+        "offset": offset,
+        "typo_similarity": str(TYPO_SIMILARITY),
+        "typo_fallback_below": TYPO_FALLBACK_BELOW,
+        "min_prefix": MIN_PREFIX,
+    }
 
 
 def search(

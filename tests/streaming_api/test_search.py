@@ -45,6 +45,12 @@ def catalog(platform: Settings) -> Iterator[tuple[Settings, dict[str, str]]]:
         hits = add_album(connection, lovers, "Greatest Hits")
         for number in range(LOVE_SONGS):
             add_song(connection, lovers, hits, f"Love {number:02d}", popularity=0.1)
+        weather = add_artist(connection, "Weather Club")
+        skies = add_album(connection, weather, "Skies")
+        # a typo match of "love" (word similarity 0.6): left out while words match plenty
+        add_song(connection, weather, skies, "Glove Box", popularity=0.1)
+        for title, popularity in [("Sunday Morning", 0.9), ("Sun", 0.1), ("Sunshine", 0.8)]:
+            add_song(connection, weather, skies, title, popularity=popularity)
     engine.dispose()
     yield (
         settings,
@@ -88,6 +94,15 @@ def test_a_title_match_ranks_above_an_album_only_match(client, catalog) -> None:
     assert second["album"]["title"] == "Together Forever"
 
 
+def test_an_exact_title_ranks_first_then_whole_words_then_prefixes(client) -> None:
+    def titles(q: str) -> list[str]:
+        return [hit["title"] for hit in search(client, q, type="song")["songs"]["hits"]]
+
+    # "Sunday Morning" and "Sunshine" are more popular, but "sun" is the whole title
+    assert titles("sun") == ["Sun", "Sunday Morning", "Sunshine"]
+    assert titles("sund")[0] == "Sunday Morning"  # then typo matches: few matched "sund"
+
+
 def test_accents_and_case_are_ignored(client, catalog) -> None:
     _, known = catalog
     results = search(client, "BEYONCE")
@@ -103,6 +118,8 @@ def test_a_typo_still_finds_the_artist(client, catalog) -> None:
     assert [hit["id"] for hit in results["artists"]["hits"]] == [known["beatles"]]
     assert results["artists"]["hits"][0]["name"] == "The Beatles"
     assert search(client, "qwxzvj")["artists"]["hits"] == []
+    typo = search(client, "formaton", type="song")["songs"]
+    assert [hit["id"] for hit in typo["hits"]] == [known["formation"]]
 
 
 def test_the_last_word_matches_as_a_prefix_while_typing(client, catalog) -> None:
@@ -115,7 +132,7 @@ def test_the_last_word_matches_as_a_prefix_while_typing(client, catalog) -> None
 
 def test_pages_are_stable_and_do_not_overlap(client) -> None:
     everything = search(client, "love", type="song", limit=50)
-    assert everything["songs"]["total"] == LOVE_SONGS
+    assert everything["songs"]["total"] == LOVE_SONGS  # "Glove Box" is only a typo match
     ordered = song_ids(everything)
     assert ordered == sorted(ordered)  # equal score and popularity: tie broken by id
     assert search(client, "love", type="song", limit=50) == everything
