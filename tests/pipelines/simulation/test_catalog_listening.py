@@ -5,12 +5,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections import Counter
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
-from encore.settings import Settings, settings_env
+from encore.settings import DatasetSettings, Settings, settings_env
 from pipelines.simulation import CatalogEmptyError, SimulationConfig, generate_events, read_catalog
 from streaming_api.catalog.load import load_catalog
 from tests.conftest import fresh_database
@@ -54,3 +55,32 @@ def test_an_empty_catalog_is_a_clear_error(platform: Settings) -> None:
     )
     assert done.returncode == 1
     assert "no songs in the catalog: run `encore catalog load`" in done.stderr
+
+
+HETREC_ROOT = DatasetSettings().resolve()
+
+
+@pytest.mark.skipif(
+    HETREC_ROOT is None or not (HETREC_ROOT / "hetrec2011-lastfm-2k").is_dir(),
+    reason="the HetRec folder hetrec2011-lastfm-2k/ is not here",
+)
+def test_hetrec_listeners_play_the_hetrec_catalogs_artists(platform: Settings) -> None:
+    import psycopg
+
+    settings = fresh_database(platform, "simulation_hetrec")
+    load_catalog(settings, source="hetrec-lastfm-2k", artists=200, songs_per_artist=6, seed=1)
+    with psycopg.connect(settings.postgres.effective_dsn) as connection:
+        artist_of = dict(
+            connection.execute(
+                "SELECT song_id, name FROM songs JOIN artists USING (artist_id)"
+            ).fetchall()
+        )
+    config = SimulationConfig(
+        seed=2, dataset="hetrec-lastfm-2k", dataset_root=HETREC_ROOT, duration=timedelta(hours=6)
+    )
+    events = list(generate_events(config, settings=settings))
+    assert len({e["user_id"] for e in events}) > 200
+    assert all(e["song_id"] in artist_of for e in events)
+    # the most listened HetRec artists are among the most played
+    top = Counter(artist_of[e["song_id"]] for e in events).most_common(10)
+    assert {"Britney Spears", "Lady Gaga", "Rihanna"} & {name for name, _ in top}, top
