@@ -116,7 +116,7 @@ def register(app: typer.Typer) -> None:
                     settings, options, progress=lambda n: progress.advance(task, n)
                 )
         except EncoreError as error:
-            console.print(f"[red]error:[/red] {error}")
+            console.print(f"[red]error:[/red] {error}", soft_wrap=True)
             raise typer.Exit(code=1) from error
 
         table = Table("simulated", "value", title=f"simulation -> {report.sent.target}")

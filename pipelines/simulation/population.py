@@ -44,7 +44,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from encore.db import ids
-from encore.errors import ConfigurationError, DatasetError, EncoreError
+from encore.errors import ConfigurationError, DatasetError, EncoreError, ServiceError
 from encore.settings import Settings
 
 HETREC_LASTFM_2K = "hetrec-lastfm-2k"
@@ -201,11 +201,20 @@ def read_catalog(settings: Settings) -> Catalog:
     """The catalog's songs from PostgreSQL, read once.
 
     Raises:
-        CatalogEmptyError: the catalog has no songs.
+        CatalogEmptyError: the catalog has no songs (or no tables yet).
+        ServiceError: PostgreSQL is unreachable.
     """
     import psycopg
 
-    with psycopg.connect(settings.postgres.effective_dsn) as connection:
+    try:
+        connection = psycopg.connect(settings.postgres.effective_dsn)
+    except psycopg.OperationalError as error:
+        raise ServiceError("postgres", "unreachable: " + " ".join(str(error).split())) from None
+    with connection:
+        if connection.execute("SELECT to_regclass('songs')").fetchone() == (None,):
+            raise CatalogEmptyError(
+                "no songs in the catalog: run `encore db upgrade`, then `encore catalog load`"
+            )
         rows = connection.execute(
             "SELECT song_id, artist_id, genre, duration_ms, territories, popularity, explicit "
             "FROM songs ORDER BY song_id"

@@ -17,7 +17,7 @@ from encore.errors import ConfigurationError
 from encore.settings import Settings
 from pipelines.simulation.faults import FaultStats, inject_faults
 from pipelines.simulation.listening import generate_events
-from pipelines.simulation.population import SimulationConfig
+from pipelines.simulation.population import SimulationConfig, read_catalog
 from pipelines.simulation.senders import SendReport, post_to_api, send_to_kafka
 
 
@@ -111,8 +111,9 @@ def run_simulation(
         EncoreError: the target is unreachable.
     """
     stats = FaultStats()
+    catalog = read_catalog(settings)  # before any target is contacted: an empty one fails fast
     records = inject_faults(
-        generate_events(options.config, settings=settings),
+        generate_events(options.config, catalog),
         options.duplicates,
         options.malformed,
         options.config.seed,

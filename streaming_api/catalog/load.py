@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from encore.errors import ConfigurationError
+from encore.errors import ConfigurationError, ServiceError
 from encore.settings import Settings
 from streaming_api.catalog.synthetic import ArtistSpec, CatalogBatch, build_catalog
 
@@ -156,8 +156,10 @@ def load_catalog(
     called after each batch.
 
     Raises:
-        ConfigurationError: an unknown source or a non-positive count.
+        ConfigurationError: an unknown source, a non-positive count, or a database without
+            the catalog tables.
         DatasetError: the HetRec folder or one of its files is missing.
+        ServiceError: PostgreSQL is unreachable.
     """
     import psycopg
 
@@ -171,7 +173,13 @@ def load_catalog(
     specs = catalog_artists(settings, source, artists, seed)
     report = LoadReport(source=source)
     batches: Iterator[CatalogBatch] = build_catalog(specs, songs_per_artist, seed, BATCH_ARTISTS)
-    with psycopg.connect(settings.postgres.effective_dsn, autocommit=True) as connection:
+    try:
+        connection = psycopg.connect(settings.postgres.effective_dsn, autocommit=True)
+    except psycopg.OperationalError as error:
+        raise ServiceError("postgres", "unreachable: " + " ".join(str(error).split())) from None
+    with connection:
+        if connection.execute("SELECT to_regclass('songs')").fetchone() == (None,):
+            raise ConfigurationError("the database has no catalog tables: run `encore db upgrade`")
         connection.execute(_TEMP_TABLES)
         done = 0
         for batch in batches:
