@@ -46,6 +46,12 @@ most songs); after other words, any last word is a prefix ("calling f")."""
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
+# The same rules as JSON Schema patterns, so the API's OpenAPI schema says what is accepted
+# (a schema-valid request is never refused): no control characters, something besides space;
+# types as a comma list without spaces.
+QUERY_PATTERN = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+TYPES_PATTERN = r"^(song|artist|album)s?(,(song|artist|album)s?)*$"
+
 # The threshold is a GUC read by the trigram operators; ``set_config(..., true)`` in the
 # first CTE sets it for this statement's transaction. The operators' right-hand side is
 # ``(SELECT folded FROM input)``, an InitPlan evaluated before the index scan starts, so

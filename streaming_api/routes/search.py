@@ -93,13 +93,19 @@ async def search(
         Query(
             min_length=1,
             max_length=catalog_search.MAX_QUERY_LENGTH,
+            pattern=catalog_search.QUERY_PATTERN,
             description="What to look for: words of a title or name; the last word may be "
-            'partly typed ("come toget"), small typos are forgiven ("beatels").',
+            'partly typed ("come toget"), small typos are forgiven ("beatels"). Not only '
+            "spaces; no control characters.",
         ),
     ],
     type: Annotated[
         str | None,
-        Query(description="Comma list of `song`, `artist`, `album`; default all three."),
+        Query(
+            pattern=catalog_search.TYPES_PATTERN,
+            description="Comma list of `song`, `artist`, `album` (or plurals), no spaces; "
+            "default all three.",
+        ),
     ] = None,
     limit: Annotated[int, Query(ge=1, le=catalog_search.MAX_LIMIT)] = 20,
     offset: Annotated[int, Query(ge=0, le=catalog_search.MAX_OFFSET)] = 0,
