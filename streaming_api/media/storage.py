@@ -2,8 +2,8 @@
 
 Paths handed to a storage are relative POSIX paths (``songs/so-.../master.m3u8``) built by
 Encore, never by a client; ``LocalStorage`` still refuses any that would leave its root.
-Only the local storage is exercised by the tests; ``FsspecStorage`` needs the protocol's
-fsspec driver installed (``s3fs`` for ``s3://``) and has not been run against a real bucket.
+The tests run the local storage, and ``FsspecStorage`` on fsspec's ``memory://``; it needs
+the protocol's driver installed (``s3fs`` for ``s3://``) and has not met a real bucket.
 """
 
 from __future__ import annotations
@@ -85,7 +85,7 @@ class LocalStorage:
 
 
 class FsspecStorage:
-    """A remote root (``s3://bucket/prefix``) through fsspec; untested here (no S3 runs)."""
+    """A remote root (``s3://bucket/prefix``) through fsspec (S3 itself untested here)."""
 
     def __init__(self, url: str, options: dict[str, str]) -> None:
         import fsspec

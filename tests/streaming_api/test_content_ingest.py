@@ -29,7 +29,7 @@ from streaming_api.media.ingest import (
     ingest_folder,
     ingest_master,
 )
-from streaming_api.media.storage import LocalStorage
+from streaming_api.media.storage import FsspecStorage, LocalStorage, open_storage
 from tests.conftest import fresh_database
 from tests.media import make_master, make_mp3, make_text_as_wav, make_truncated_flac
 
@@ -251,3 +251,25 @@ def test_the_cli_reports_and_exits_1_when_a_master_failed(
     second = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
     assert second.returncode == 0, second.stdout + second.stderr
     assert "already ingested" in second.stdout
+
+
+def test_a_remote_root_goes_through_fsspec(platform: Settings, tmp_path: Path) -> None:
+    """fsspec's in-memory filesystem stands in for s3:// (no S3 runs here): the same
+    ``FsspecStorage`` code path, a real fsspec driver, nothing on the local disk."""
+    settings = media_settings(platform, "test_content_fsspec", tmp_path / "unused")
+    root = f"memory://encore-{tmp_path.name}/media"
+    settings = settings.model_copy(
+        update={"media": settings.media.model_copy(update={"root": root})}
+    )
+    storage = open_storage(settings)
+    assert isinstance(storage, FsspecStorage)
+    make_master(tmp_path / "in" / "r.flac", title="Remote", artist="R", album="R", seconds=3)
+    (outcome,) = ingest_folder(settings, tmp_path / "in").outcomes
+    assert outcome.status == INGESTED, outcome.reason
+    engine = create_engine(settings, pool_size=1)
+    with engine.connect() as connection:
+        row = connection.execute(select(song_media)).one()
+    engine.dispose()
+    assert storage.read_bytes(row.manifest_path).startswith(b"#EXTM3U")
+    assert len(storage.read_bytes(row.key_path)) == 16
+    assert not (tmp_path / "unused").exists()
