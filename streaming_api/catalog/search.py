@@ -93,7 +93,9 @@ _MATCHES = """
     SELECT t.{id} AS id, {popularity} AS popularity, round(CAST(
         ts_rank(t.search_document, q.terms)
         + CASE WHEN t.search_document @@ q.whole THEN 0.5 ELSE 0 END
-        + CASE WHEN encore_fold(t.{name}) = q.folded THEN 1 ELSE 0 END AS numeric), 4) AS score
+        -- the length test first spares most rows the unaccent call (~2.5 us a row)
+        + CASE WHEN char_length(t.{name}) <> char_length(q.folded) THEN 0
+               WHEN encore_fold(t.{name}) = q.folded THEN 1 ELSE 0 END AS numeric), 4) AS score
     FROM {table} AS t CROSS JOIN query AS q
     WHERE t.search_document @@ (SELECT terms FROM query)
 ),
