@@ -1,4 +1,4 @@
-"""Generated test masters: ffmpeg's tone and noise sources with tags, never downloads.
+"""Test masters: the generated ones of ``streaming_api.media.samples`` plus broken files.
 
 A few seconds each, so ingesting and decoding them keeps the tests quick.
 """
@@ -9,31 +9,9 @@ import re
 import subprocess
 from pathlib import Path
 
+from streaming_api.media.samples import write_master
 
-def make_master(
-    path: Path,
-    *,
-    title: str | None,
-    artist: str | None,
-    album: str | None,
-    seconds: float = 4,
-    genre: str | None = None,
-    noise: bool = False,
-    frequency: int = 440,
-) -> Path:
-    """A FLAC or WAV master (by ``path``'s suffix) of a sine tone, or pink noise, tagged."""
-    source = (
-        f"anoisesrc=d={seconds}:c=pink:a=0.3:r=44100"
-        if noise
-        else f"sine=frequency={frequency}:duration={seconds}:sample_rate=44100"
-    )
-    command = ["ffmpeg", "-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i", source, "-ac", "2"]
-    for name, value in (("title", title), ("artist", artist), ("album", album), ("genre", genre)):
-        if value is not None:
-            command += ["-metadata", f"{name}={value}"]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    subprocess.run([*command, str(path)], check=True, capture_output=True)
-    return path
+make_master = write_master
 
 
 def make_truncated_flac(path: Path, seconds: float = 4) -> Path:

@@ -67,3 +67,22 @@ def ingest(
     Console().print(table)
     if not report.ok:
         raise typer.Exit(code=1)
+
+
+@content_app.command("samples")
+def samples(
+    folder: Path = typer.Argument(..., help="Where to write the masters."),
+    count: int = typer.Option(4, min=1, help="How many catalog songs to make masters for."),
+    seconds: float = typer.Option(6, min=1, help="Length of each master."),
+) -> None:
+    """Generate tagged test masters (tones and noise, no download) for the most popular
+    catalog songs that have no media yet; `encore content ingest <folder>` links them."""
+    from encore.settings import get_settings
+    from streaming_api.media.samples import write_catalog_masters
+
+    masters = write_catalog_masters(get_settings(), folder, count=count, seconds=seconds)
+    for master in masters:
+        typer.echo(str(master))
+    if not masters:
+        typer.echo("no catalog song without media: load the catalog first (encore catalog load)")
+        raise typer.Exit(code=1)

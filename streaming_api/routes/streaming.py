@@ -153,7 +153,7 @@ async def variant_playlist(
     response_class=Response,
     responses=_ok(SegmentResponse),
 )
-async def segment(
+async def media_segment(
     song_id: SongId,
     token: Token,
     kbps: Kbps,
@@ -176,7 +176,7 @@ async def segment(
 
 
 @router.get("/stream/{song_id}/{token}/key", response_class=Response, responses=_ok(KeyResponse))
-async def key(
+async def song_key(
     song_id: SongId, token: Token, request: Request, db: DbDep, settings: SettingsDep
 ) -> Response:
     """The song's 16-byte AES-128 key, for a valid token of this song only."""

@@ -29,6 +29,7 @@ from streaming_api.media.ingest import (
     ingest_folder,
     ingest_master,
 )
+from streaming_api.media.samples import write_catalog_masters
 from streaming_api.media.storage import FsspecStorage, LocalStorage, open_storage
 from tests.conftest import fresh_database
 from tests.media import make_master, make_mp3, make_text_as_wav, make_truncated_flac
@@ -273,3 +274,21 @@ def test_a_remote_root_goes_through_fsspec(platform: Settings, tmp_path: Path) -
     assert storage.read_bytes(row.manifest_path).startswith(b"#EXTM3U")
     assert len(storage.read_bytes(row.key_path)) == 16
     assert not (tmp_path / "unused").exists()
+
+
+def test_generated_masters_link_to_the_catalog_songs_they_are_tagged_as(
+    platform: Settings, tmp_path: Path
+) -> None:
+    settings = media_settings(platform, "test_content_catalog", tmp_path / "media")
+    catalog = {add_catalog_song(settings, title, ["DE", "FR"]) for title in ("One", "Two")}
+    masters = write_catalog_masters(settings, tmp_path / "in", count=3, seconds=3)
+    assert len(masters) == 2 and {m.suffix for m in masters} == {".flac", ".wav"}
+    report = ingest_folder(settings, tmp_path / "in")
+    assert {(o.status, o.song_id) for o in report.outcomes} == {(INGESTED, s) for s in catalog}
+    engine = create_engine(settings, pool_size=1)
+    with engine.connect() as connection:
+        rows = connection.execute(select(songs.c.song_id, songs.c.territories, songs.c.genre)).all()
+    engine.dispose()
+    assert {row.song_id for row in rows} == catalog, "linked, no new song"
+    assert all(row.territories == ["DE", "FR"] and row.genre == "rock" for row in rows)
+    assert write_catalog_masters(settings, tmp_path / "again") == [], "all have media now"
