@@ -128,7 +128,8 @@ class CatalogSong:
     artist_id: str
     genre: str
     duration_ms: int
-    territories: Sequence[str]
+    territories: Sequence[str] | None
+    """Countries it is licensed in; ``None`` for every country the simulator uses."""
     popularity: float
     explicit: bool = False
 
@@ -148,30 +149,51 @@ class _Pool:
 class Catalog:
     """The catalog's songs with the pools listeners draw from (by artist, genre, overall)."""
 
-    def __init__(self, songs: Sequence[CatalogSong]) -> None:
-        if not songs:
-            raise CatalogEmptyError("no songs in the catalog: run `encore catalog load`")
+    def __init__(self, songs: Iterable[CatalogSong]) -> None:
         everywhere = set(COUNTRIES)
-        self.song_ids = [s.song_id for s in songs]
-        self.duration_ms = [s.duration_ms for s in songs]
-        self.explicit = [s.explicit for s in songs]
-        popularity = [s.popularity for s in songs]
+        restricted: dict[frozenset[str], frozenset[str]] = {}  # one set per distinct licence
+        artist_first: dict[str, int] = {}
+        genre_first: dict[str, int] = {}
+        self.song_ids: list[str] = []
+        self.duration_ms: list[int] = []
+        self.explicit: list[bool] = []
         # None: licensed in every country the simulator's listeners live in
-        self.territories: list[frozenset[str] | None] = [
-            None if everywhere <= set(s.territories) else frozenset(s.territories) for s in songs
-        ]
-        self.artist_ids = sorted({s.artist_id for s in songs})
-        artist_index = {a: i for i, a in enumerate(self.artist_ids)}
-        self.genres = sorted({s.genre for s in songs})
-        genre_index = {g: i for i, g in enumerate(self.genres)}
-        self.artist_of = [artist_index[s.artist_id] for s in songs]
-        self.genre_of = [genre_index[s.genre] for s in songs]
+        self.territories: list[frozenset[str] | None] = []
+        popularity: list[float] = []
+        artist_of: list[int] = []
+        genre_of: list[int] = []
+        # one pass, columns only: a million songs must not sit in memory as objects
+        for song in songs:
+            self.song_ids.append(song.song_id)
+            self.duration_ms.append(song.duration_ms)
+            self.explicit.append(song.explicit)
+            popularity.append(song.popularity)
+            licence = None if song.territories is None else frozenset(song.territories)
+            if licence is not None and not everywhere <= licence:
+                self.territories.append(restricted.setdefault(licence, licence))
+            else:
+                self.territories.append(None)
+            artist_of.append(artist_first.setdefault(song.artist_id, len(artist_first)))
+            genre_of.append(genre_first.setdefault(song.genre, len(genre_first)))
+        if not self.song_ids:
+            raise CatalogEmptyError("no songs in the catalog: run `encore catalog load`")
+        # indices in sorted id order, whatever order the songs came in
+        self.artist_ids = sorted(artist_first)
+        self.genres = sorted(genre_first)
+        artist_rank = [0] * len(artist_first)
+        for rank, artist in enumerate(self.artist_ids):
+            artist_rank[artist_first[artist]] = rank
+        genre_rank = [0] * len(genre_first)
+        for rank, genre in enumerate(self.genres):
+            genre_rank[genre_first[genre]] = rank
+        self.artist_of = [artist_rank[a] for a in artist_of]
+        self.genre_of = [genre_rank[g] for g in genre_of]
         by_artist: list[list[int]] = [[] for _ in self.artist_ids]
         by_genre: list[list[int]] = [[] for _ in self.genres]
         for index, (artist, genre) in enumerate(zip(self.artist_of, self.genre_of, strict=True)):
             by_artist[artist].append(index)
             by_genre[genre].append(index)
-        self.overall = _Pool(list(range(len(songs))), popularity)
+        self.overall = _Pool(list(range(len(self.song_ids))), popularity)
         self.by_artist = [_Pool(s, popularity) for s in by_artist]
         self.by_genre = [_Pool(s, popularity) for s in by_genre]
         artist_popularity = [sum(popularity[s] for s in pool) for pool in by_artist]
@@ -215,11 +237,17 @@ def read_catalog(settings: Settings) -> Catalog:
             raise CatalogEmptyError(
                 "no songs in the catalog: run `encore db upgrade`, then `encore catalog load`"
             )
-        rows = connection.execute(
-            "SELECT song_id, artist_id, genre, duration_ms, territories, popularity, explicit "
-            "FROM songs ORDER BY song_id"
-        ).fetchall()
-    return Catalog([CatalogSong(*row) for row in rows])
+        # streamed, and worldwide licences sent as NULL: a million songs' 36-country arrays
+        # would cost gigabytes of Python strings
+        with connection.cursor(name="simulator_catalog") as cursor:
+            cursor.itersize = 20_000
+            cursor.execute(
+                "SELECT song_id, artist_id, genre, duration_ms, "
+                "CASE WHEN territories @> %s::varchar[] THEN NULL ELSE territories END, "
+                "popularity, explicit FROM songs ORDER BY song_id",
+                (sorted(COUNTRIES),),
+            )
+            return Catalog(CatalogSong(*row) for row in cursor)
 
 
 @dataclass
