@@ -42,6 +42,17 @@ def database_errors() -> Iterator[None]:
         raise UnavailableError("PostgreSQL is unreachable; retry later") from None
 
 
+@contextmanager
+def reading(engine: Engine) -> Iterator[Connection]:
+    """A connection for reads, in autocommit: no BEGIN and ROLLBACK round trips around them.
+
+    Raises:
+        UnavailableError: PostgreSQL did not answer.
+    """
+    with database_errors(), engine.connect() as connection:
+        yield connection.execution_options(isolation_level="AUTOCOMMIT")
+
+
 @dataclass(frozen=True)
 class Ref:
     """An artist or album as other records name it."""
@@ -147,7 +158,7 @@ def read_song(engine: Engine, song_id: str) -> Song:
         .join(albums, albums.c.album_id == songs.c.album_id)
         .where(songs.c.song_id == song_id)
     )
-    with database_errors(), engine.connect() as connection:
+    with reading(engine) as connection:
         row = connection.execute(statement).one_or_none()
     if row is None:
         raise NotFoundError(f"no song with id {song_id!r}")
@@ -176,7 +187,7 @@ def read_artist(engine: Engine, artist_id: str) -> Artist:
         UnavailableError: PostgreSQL did not answer.
     """
     _check_shape("artist", "ar", artist_id)
-    with database_errors(), engine.connect() as connection:
+    with reading(engine) as connection:
         artist = connection.execute(
             select(artists).where(artists.c.artist_id == artist_id)
         ).one_or_none()
@@ -207,7 +218,7 @@ def read_album(engine: Engine, album_id: str) -> Album:
         UnavailableError: PostgreSQL did not answer.
     """
     _check_shape("album", "al", album_id)
-    with database_errors(), engine.connect() as connection:
+    with reading(engine) as connection:
         album = connection.execute(
             select(albums, artists.c.name.label("artist_name"))
             .join(artists, artists.c.artist_id == albums.c.artist_id)
@@ -249,7 +260,7 @@ def read_top_songs(engine: Engine, artist_id: str, limit: int = 10) -> TopSongs:
         UnavailableError: PostgreSQL did not answer.
     """
     _check_shape("artist", "ar", artist_id)
-    with database_errors(), engine.connect() as connection:
+    with reading(engine) as connection:
         artist = connection.execute(
             select(artists.c.artist_id, artists.c.name).where(artists.c.artist_id == artist_id)
         ).one_or_none()

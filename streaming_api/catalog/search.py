@@ -14,7 +14,8 @@ Score: ``ts_rank`` plus the word similarity to the title or name; ties go to the
 popular, then to the smaller id, so the same query always pages the same way.
 
 One request is one SQL statement (CTEs per requested type, ``UNION ALL``ed with a type
-column, one total row per type) on an autocommit connection: one round trip, no BEGIN.
+column, one total row per type) on an autocommit connection: no BEGIN or ROLLBACK around
+it (the engine's ``pool_pre_ping`` adds its own ``;`` on checkout).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
 from encore.errors import ContractError
-from streaming_api.catalog.reads import database_errors
+from streaming_api.catalog.reads import reading
 
 SEARCH_TYPES = ("song", "artist", "album")
 MAX_QUERY_LENGTH = 200
@@ -253,8 +254,7 @@ def search(
     if not 0 <= offset <= MAX_OFFSET:
         raise ContractError(f"offset must be between 0 and {MAX_OFFSET}; got {offset}")
     statement = text(search_statement(types))
-    with database_errors(), engine.connect() as connection:
-        connection = connection.execution_options(isolation_level="AUTOCOMMIT")
+    with reading(engine) as connection:
         rows = connection.execute(statement, search_parameters(q, limit, offset)).all()
     totals = {row.kind: row.total for row in rows if row.ordinal == 0}
     pages = {kind: ResultPage(total=totals.get(kind, 0), hits=[]) for kind in types}
