@@ -7,11 +7,14 @@ Matching, in PostgreSQL (indexes from migration 0002):
   and every word must match; the last one as a prefix, so "come toget" finds "Come
   Together" while it is typed. Songs' documents weigh title A, artist B, album C, so a title
   match ranks above an album-only one. Uses the GIN indexes on ``search_document``.
-* **Typos**: ``pg_trgm`` word similarity of the folded query to the folded title or name at
-  least ``TYPO_SIMILARITY`` ("beatels" to "the beatles" is 0.5). Uses the trigram GIN indexes.
+* **Typos**: when a type's words match fewer than ``TYPO_FALLBACK_BELOW`` rows, ``pg_trgm``
+  word similarity of the folded query to the folded title or name, at least
+  ``TYPO_SIMILARITY`` ("beatels" to "the beatles" is 0.5), adds matches. Uses the trigram
+  GIN indexes (not read at all when the words found enough).
 
-Score: ``ts_rank`` plus the word similarity to the title or name; ties go to the more
-popular, then to the smaller id, so the same query always pages the same way.
+Score: ``ts_rank``, +0.5 when every word matches whole, +1 when the title or name is the
+query; a typo match scores its word similarity. Ties go to the more popular, then to the
+smaller id, so the same query always pages the same way.
 
 One request is one SQL statement (CTEs per requested type, ``UNION ALL``ed with a type
 column, one total row per type) on an autocommit connection: no BEGIN or ROLLBACK around
