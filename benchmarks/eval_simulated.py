@@ -30,20 +30,15 @@ from models.evaluation import evaluate
 from models.interactions import Events, InteractionDataset
 from models.protocol import ProtocolConfig, run_protocol
 from models.splits import time_split
-from pipelines.simulation import Catalog, CatalogSong, SimulationConfig, generate_events
-from streaming_api.catalog.synthetic import build_catalog, synthetic_artists
+from pipelines.simulation import Catalog, SimulationConfig, generate_events
+from streaming_api.catalog.synthetic import synthetic_songs
 
 MODELS = ("pop", "als")
 
 
 def catalog_in_memory(artists: int, songs_per_artist: int, seed: int) -> Catalog:
     """The songs ``load_catalog`` would write for these options, as the simulator reads them."""
-    songs = [
-        CatalogSong(row[0], row[2], row[5], row[6], row[10].strip("{}").split(","), row[11], row[9])
-        for batch in build_catalog(synthetic_artists(artists, seed), songs_per_artist, seed)
-        for row in batch.songs
-    ]
-    return Catalog(sorted(songs, key=lambda song: song.song_id))
+    return Catalog.from_records(synthetic_songs(artists, songs_per_artist, seed))
 
 
 def simulated_dataset(events: list[dict]) -> InteractionDataset:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from pipelines.simulation import SimulationConfig, generate_events
+from encore.settings import CatalogSettings
+from pipelines.simulation import Catalog, SimulationConfig, generate_events
+from streaming_api.catalog.synthetic import synthetic_songs
 
 
 def simulated_events(count: int, *, seed: int, days: int) -> list[dict]:
@@ -22,7 +24,13 @@ def simulated_events(count: int, *, seed: int, days: int) -> list[dict]:
         duration=timedelta(days=days),
         max_events=count,
     )
-    events = list(generate_events(config))
+    # the default catalog `encore catalog load` makes, in memory: these benchmarks run no
+    # PostgreSQL, and the events only need real-looking song ids and durations
+    defaults = CatalogSettings()
+    catalog = Catalog.from_records(
+        synthetic_songs(defaults.artists, defaults.songs_per_artist, defaults.seed)
+    )
+    events = list(generate_events(config, catalog=catalog))
     if len(events) < count:
         raise SystemExit(f"the simulation gave {len(events)} events, fewer than {count}")
     return events

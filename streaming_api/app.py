@@ -77,7 +77,7 @@ STATUS_BY_ERROR: list[tuple[type[EncoreError], int]] = [
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     app.state.producer = EventProducer(settings)
-    app.state.db = create_engine(settings, pool_size=settings.api.db_pool_size)
+    app.state.db = create_engine(settings, pool_size=settings.api.db_pool_size, pre_ping=False)
     app.state.accounts = AccountStore(app.state.db)
     app.state.rate_limiter = AuthRateLimiter(settings)
     # Neither Kafka nor PostgreSQL being down keeps the API from starting: requests that need

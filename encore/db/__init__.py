@@ -21,12 +21,19 @@ def sqlalchemy_url(dsn: str) -> str:
     return dsn
 
 
-def create_engine(settings: Settings, pool_size: int = 5, connect_timeout_s: int = 5) -> Engine:
-    """An engine on Encore's database (``settings.postgres``), checking connections on use."""
+def create_engine(
+    settings: Settings, pool_size: int = 5, connect_timeout_s: int = 5, pre_ping: bool = True
+) -> Engine:
+    """An engine on Encore's database (``settings.postgres``).
+
+    ``pre_ping`` checks each pooled connection with a round trip before use. The API turns it
+    off (a request is then one round trip): after a database restart the first request on a
+    dead connection answers 503, and SQLAlchemy drops the whole stale pool at that error.
+    """
     return _create_engine(
         sqlalchemy_url(settings.postgres.effective_dsn),
         pool_size=pool_size,
         max_overflow=pool_size,
-        pool_pre_ping=True,
+        pool_pre_ping=pre_ping,
         connect_args={"connect_timeout": connect_timeout_s},
     )

@@ -103,7 +103,7 @@ def run_demo_step(settings: Settings) -> None:
     rejected_before = table_rows(settings, PLAY_EVENTS_REJECTED)
     hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
     config = SimulationConfig(seed=42, start=hour, duration=timedelta(hours=1), users=DEMO_USERS)
-    events = list(generate_events(config))
+    events = list(generate_events(config, settings=settings))  # the catalog step loaded it
     stats = FaultStats()
     records = list(inject_faults(events, duplicates=DUPLICATES, seed=42, stats=stats))
     console.print(

@@ -38,8 +38,8 @@ import itertools
 import math
 import random
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -210,6 +210,12 @@ class Catalog:
         self.genre_cum = _cumulative(
             sum(artist_popularity[a] for a in pool) + 1e-9 for pool in artists_in_genre
         )
+
+    @classmethod
+    def from_records(cls, records: Iterable[Mapping[str, object]]) -> Catalog:
+        """From song records named by the songs table's columns (extra columns ignored)."""
+        names = [field.name for field in fields(CatalogSong)]
+        return cls(CatalogSong(**{name: record[name] for name in names}) for record in records)
 
     def __len__(self) -> int:
         return len(self.song_ids)

@@ -278,3 +278,21 @@ def build_catalog(
         for spec in artists[start : start + batch_artists]:
             _artist_rows(spec, songs_per_artist, seed, batch)
         yield batch
+
+
+SONG_COLUMNS = (
+    "song_id", "title", "artist_id", "album_id", "track_number", "genre", "duration_ms",
+    "lyrics_url", "release_date", "explicit", "territories", "popularity",
+)  # fmt: skip
+"""The layout of ``CatalogBatch.songs`` rows: columns of ``encore.db.schema.songs``."""
+
+
+def synthetic_songs(artists: int, songs_per_artist: int, seed: int) -> Iterator[dict[str, object]]:
+    """The songs ``load_catalog`` writes for these options, as records named by the songs
+    table's columns (``territories`` a list), without a database: for benchmarks and tests
+    that need the catalog in memory."""
+    for batch in build_catalog(synthetic_artists(artists, seed), songs_per_artist, seed):
+        for row in batch.songs:
+            record = dict(zip(SONG_COLUMNS, row, strict=True))
+            record["territories"] = str(record["territories"]).strip("{}").split(",")
+            yield record

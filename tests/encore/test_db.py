@@ -101,9 +101,11 @@ def test_the_upgraded_schema_is_the_codes(platform: Settings) -> None:
 def test_the_api_refuses_a_schema_that_is_behind(platform: Settings) -> None:
     settings = fresh_database(platform, "behind", revision="0001")
     # in-process: start-up fails naming the command
-    with pytest.raises(migrate.SchemaBehindError, match="encore db upgrade"):
-        with TestClient(create_app(settings)):
-            pass
+    with (
+        pytest.raises(migrate.SchemaBehindError, match="encore db upgrade"),
+        TestClient(create_app(settings)),
+    ):
+        pass
     # `encore api`: one line, exit 1, before any worker starts
     done = encore(settings, "api", "--port", "1")
     assert done.returncode == 1

@@ -49,7 +49,7 @@ def test_a_new_listener_reads_and_changes_their_profile(client: TestClient) -> N
 
 def test_profile_rules_answer_4xx_with_reasons(client: TestClient) -> None:
     email = f"{uuid.uuid4().hex[:8]}@example.org"
-    _, first = register(client, email=email)
+    register(client, email=email)
     _, second = register(client)
     taken = client.patch("/api/v1/me", headers=second, json={"email": email.upper()})
     assert taken.status_code == 409 and "e-mail" in taken.json()["detail"]
