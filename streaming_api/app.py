@@ -20,6 +20,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException
+from starlette.routing import Match
 
 from encore.db import create_engine, migrate
 from encore.errors import ContractError, EncoreError, NotFoundError
@@ -134,9 +135,26 @@ async def handle_http_exception(request: Request, error: HTTPException) -> JSONR
         item = {"index": None, "field": "(body)", "reason": str(error.detail)}
         body = {"detail": "the request body is not valid JSON", "errors": [item]}
         return JSONResponse(body, status_code=422)
+    headers = error.headers
+    if error.status_code == 405:
+        # Starlette names only the first route's methods; a path served by several routes
+        # (GET and PATCH /api/v1/me) allows all of theirs
+        headers = {**(headers or {}), "Allow": ", ".join(_allowed_methods(request))}
     return JSONResponse(
-        {"detail": str(error.detail)}, status_code=error.status_code, headers=error.headers
+        {"detail": str(error.detail)}, status_code=error.status_code, headers=headers
     )
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    # asked method by method through the public `matches` (included routers nest routes)
+    return [
+        method
+        for method in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+        if any(
+            route.matches({**request.scope, "method": method})[0] == Match.FULL
+            for route in request.app.router.routes
+        )
+    ]
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
