@@ -74,6 +74,12 @@ class IngestReport:
         return not self.failed
 
 
+class _AlreadyIngested(Exception):
+    def __init__(self, song_id: str) -> None:
+        self.song_id = song_id
+        super().__init__(song_id)
+
+
 @dataclass(frozen=True)
 class _Job:
     settings: Settings
@@ -195,6 +201,8 @@ def _ingest(job: _Job, master: Path) -> MasterOutcome:
                 placed.append(folder)
                 storage.put_file(key_file, key_path)
                 placed.append(key_path)
+        except _AlreadyIngested as done:
+            return MasterOutcome(master, ALREADY_INGESTED, done.song_id)
         except IntegrityError:
             for path in placed:
                 storage.remove(path)
@@ -266,11 +274,16 @@ def _record(
     key_path: str,
 ) -> None:
     current = connection.execute(
-        select(song_media.c.master_name).where(song_media.c.song_id == song_id)
-    ).scalar()
+        select(song_media.c.master_name, song_media.c.content_hash).where(
+            song_media.c.song_id == song_id
+        )
+    ).first()
+    if current is not None and current.content_hash == sha256:
+        raise _AlreadyIngested(song_id)  # a copy of these bytes committed since our check
     if current is not None:
         raise ContractError(
-            f"song {song_id!r} already has media (from {current!r}); a song has one master"
+            f"song {song_id!r} already has media (from {current.master_name!r}); "
+            "a song has one master"
         )
     now = datetime.now(UTC)
     manifest = f"{folder}/{MASTER_PLAYLIST}"

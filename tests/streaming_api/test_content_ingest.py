@@ -292,3 +292,17 @@ def test_generated_masters_link_to_the_catalog_songs_they_are_tagged_as(
     assert {row.song_id for row in rows} == catalog, "linked, no new song"
     assert all(row.territories == ["DE", "FR"] and row.genre == "rock" for row in rows)
     assert write_catalog_masters(settings, tmp_path / "again") == [], "all have media now"
+
+
+def test_two_copies_of_one_master_ingest_once(platform: Settings, tmp_path: Path) -> None:
+    """Both copies start together on two workers; the unique content hash lets one commit."""
+    settings = media_settings(platform, "test_content_copies", tmp_path / "media")
+    master = make_master(
+        tmp_path / "in" / "a.flac", title="Twice", artist="C", album="C", seconds=3
+    )
+    (tmp_path / "in" / "b.flac").write_bytes(master.read_bytes())
+    report = ingest_folder(settings, tmp_path / "in", workers=2)
+    assert sorted(o.status for o in report.outcomes) == [ALREADY_INGESTED, INGESTED], report
+    assert len({o.song_id for o in report.outcomes}) == 1
+    assert len(list((tmp_path / "media" / "songs").rglob("master.m3u8"))) == 1
+    assert len(list((tmp_path / "media" / "keys").rglob("*.key"))) == 1
