@@ -197,10 +197,10 @@ def _ingest(job: _Job, master: Path) -> MasterOutcome:
                 folder = f"songs/{song_id}/{sha256[:16]}"
                 key_path = f"keys/{song_id}/{sha256[:16]}.key"
                 _record(connection, song_id, sha256, master, info, settings, folder, key_path)
+                placed.append(folder)  # before the move: a partial copy is removed too
                 storage.put_tree(renditions, folder)
-                placed.append(folder)
-                storage.put_file(key_file, key_path)
                 placed.append(key_path)
+                storage.put_file(key_file, key_path)
         except _AlreadyIngested as done:
             return MasterOutcome(master, ALREADY_INGESTED, done.song_id)
         except IntegrityError:
