@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from encore.parts import Part
+from encore.parts import DemoStep, Part
 from encore.services import Service
 from encore.settings import Settings, settings_env
 
@@ -103,4 +103,26 @@ API = Service(
     stop_timeout_s=20,
 )
 
-PART = Part("streaming_api", commands=register, services=(API,))
+
+def _catalog_demo(settings: Settings) -> None:
+    from streaming_api.demo import catalog_step
+
+    catalog_step(settings)
+
+
+def _listener_demo(settings: Settings) -> None:
+    from streaming_api.demo import listener_step
+
+    listener_step(settings)
+
+
+PART = Part(
+    "streaming_api",
+    commands=register,
+    demo_steps=(
+        # before the play events (10): the simulator draws its listeners' songs from it
+        DemoStep(5, "catalog: migrate, load, ingest masters to HLS", _catalog_demo),
+        DemoStep(15, "listener API: search, stream, playlist, plays", _listener_demo),
+    ),
+    services=(API,),
+)

@@ -5,13 +5,13 @@ A few seconds each, so ingesting and decoding them keeps the tests quick.
 
 from __future__ import annotations
 
-import re
 import subprocess
 from pathlib import Path
 
-from streaming_api.media.samples import write_master
+from streaming_api.media.samples import decoded_seconds, write_master
 
 make_master = write_master
+__all__ = ["decoded_seconds", "make_master"]
 
 
 def make_truncated_flac(path: Path, seconds: float = 4) -> Path:
@@ -40,22 +40,3 @@ def make_text_as_wav(path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("this is not audio, whatever its name says\n" * 20)
     return path
-
-
-def decoded_seconds(source: str, timeout_s: float = 120) -> tuple[int, float | None, str]:
-    """``ffmpeg -v error -i <source> -f null -``: exit code, seconds decoded, stderr tail."""
-    result = subprocess.run(
-        ["ffmpeg", "-nostdin", "-hide_banner", "-v", "error", "-stats", "-i", source,
-         "-f", "null", "-"],
-        capture_output=True,
-        text=True,
-        timeout=timeout_s,
-        check=False,
-    )  # fmt: skip
-
-    times = re.findall(r"time=(\d+):(\d+):([\d.]+)", result.stderr)
-    seconds = None
-    if times:
-        hours, minutes, secs = times[-1]
-        seconds = int(hours) * 3600 + int(minutes) * 60 + float(secs)
-    return result.returncode, seconds, result.stderr[-2000:]

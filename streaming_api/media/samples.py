@@ -79,3 +79,22 @@ def write_catalog_masters(
             )
         )
     return masters
+
+
+def decoded_seconds(source: str, timeout_s: float = 120) -> tuple[int, float | None, str]:
+    """Decode ``source`` (a file or an HLS URL) as a player would, with
+    ``ffmpeg -v error -i <source> -f null -``: exit code, seconds decoded, stderr tail."""
+    result = subprocess.run(
+        ["ffmpeg", "-nostdin", "-hide_banner", "-v", "error", "-stats", "-i", source,
+         "-f", "null", "-"],
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        check=False,
+    )  # fmt: skip
+    times = re.findall(r"time=(\d+):(\d+):([\d.]+)", result.stderr)
+    seconds = None
+    if times:
+        hours, minutes, secs = times[-1]
+        seconds = int(hours) * 3600 + int(minutes) * 60 + float(secs)
+    return result.returncode, seconds, result.stderr[-2000:]

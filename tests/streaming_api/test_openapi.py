@@ -50,6 +50,15 @@ CONFIG = """
 include-path = "/api/v1/playback-events"
 checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "422", "5xx"]
 checks.negative_data_rejection.expected-statuses = ["400", "401", "403", "413", "422", "5xx"]
+
+# Playlists: a schema-valid edit is rightly refused when its If-Match version is stale (412),
+# when it names songs that do not exist or positions past the end (422), or when the
+# playlist id is not the caller's (404): none of that is in a JSON Schema. A missing
+# If-Match is 428 Precondition Required (RFC 6585), the status `st explain ST203` names.
+[[operations]]
+include-path-regex = "^/api/v1/playlists"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404", "412", "422", "5xx"]
+checks.missing_required_header.expected-statuses = ["400", "401", "403", "406", "415", "422", "428"]
 """
 
 
