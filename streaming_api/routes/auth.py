@@ -9,6 +9,7 @@ from fastapi import APIRouter, Body, Request, status
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field, ValidationError
 
+from encore.countries import ASSIGNED_COUNTRY_CODES
 from encore.errors import ContractError
 from streaming_api.accounts import EMAIL_PATTERN, PASSWORD_PATTERN, USERNAME_PATTERN
 from streaming_api.auth import issue_token
@@ -30,16 +31,23 @@ class Credentials(BaseModel):
     )
 
 
-class Registration(Credentials):
-    email: str | None = Field(
-        default=None, max_length=254, pattern=f"^{EMAIL_PATTERN}$", examples=["ada@example.org"]
-    )
-    country: str | None = Field(
-        default=None,
+Country = Annotated[
+    str,
+    Field(
         pattern="^[A-Z]{2}$",
         description="ISO 3166-1 alpha-2 code: which songs are licensed to you depends on it.",
+        json_schema_extra={"enum": sorted(ASSIGNED_COUNTRY_CODES)},
         examples=["GB"],
-    )
+    ),
+]
+Email = Annotated[
+    str, Field(max_length=254, pattern=f"^{EMAIL_PATTERN}$", examples=["ada@example.org"])
+]
+
+
+class Registration(Credentials):
+    email: Email | None = None
+    country: Country | None = None
 
 
 class AccountOut(BaseModel):

@@ -9,8 +9,8 @@ import anyio.to_thread
 from fastapi import APIRouter, Body
 from pydantic import BaseModel, ConfigDict, Field
 
-from streaming_api.accounts import EMAIL_PATTERN
 from streaming_api.deps import AccountsDep, PrincipalDep
+from streaming_api.routes.auth import Country, Email
 
 router = APIRouter(prefix="/api/v1/me", tags=["accounts"])
 
@@ -30,8 +30,8 @@ class ProfileChanges(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    email: str | None = Field(default=None, max_length=254, pattern=f"^{EMAIL_PATTERN}$")
-    country: str | None = Field(default=None, pattern="^[A-Z]{2}$")
+    email: Email | None = None
+    country: Country | None = None
     allow_explicit: bool | None = None
 
 

@@ -64,7 +64,7 @@ def test_a_new_listener_walks_through_the_api(platform: Settings, tmp_path: Path
             "SELECT s.song_id, s.title, a.name, s.territories FROM songs s"
             " JOIN artists a USING (artist_id) WHERE s.hls_manifest IS NOT NULL"
             " ORDER BY s.popularity DESC LIMIT 1"
-        ).one()
+        ).fetchone()
         others = [
             row[0]
             for row in connection.execute(
