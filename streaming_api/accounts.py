@@ -26,7 +26,8 @@ from encore.countries import ASSIGNED_COUNTRY_CODES
 from encore.db.schema import accounts
 from encore.errors import ContractError, NotFoundError
 from streaming_api.auth import hash_password, verify_password
-from streaming_api.errors import AuthenticationError, ConflictError, UnavailableError
+from streaming_api.database import unavailable
+from streaming_api.errors import AuthenticationError, ConflictError
 
 log = logging.getLogger(__name__)
 
@@ -56,12 +57,6 @@ def check_no_control_characters(password: str) -> None:
         raise ContractError("password must not contain control characters (NUL, newline, ...)")
 
 
-def _unreachable(dsn: str, error: Exception) -> UnavailableError:
-    # the DSN (host, user, maybe a password) goes to the log, never to the client
-    log.warning("PostgreSQL at %s is unreachable: %s", dsn, getattr(error, "orig", error))
-    return UnavailableError("PostgreSQL is unreachable; retry later")
-
-
 # A pragmatic shape check (one @, a dotted domain, no spaces): whether the mailbox exists is
 # for a confirmation e-mail to find out, not a regex.
 _DOMAIN_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?"
@@ -88,6 +83,14 @@ class Profile:
     created_at: datetime
 
 
+EMAIL_CONSTRAINT = "accounts_email_key"  # the unique index on lower(email), migration 0002
+
+
+def _violated(error: IntegrityError) -> str | None:
+    """The name of the constraint an insert or update broke."""
+    return getattr(getattr(error.orig, "diag", None), "constraint_name", None)
+
+
 def check_country(country: str | None) -> None:
     if country is not None and country not in ASSIGNED_COUNTRY_CODES:
         raise ContractError(f"country {country!r} is not an assigned ISO 3166-1 alpha-2 code")
@@ -102,7 +105,6 @@ class AccountStore:
     """Registers listeners and checks their passwords."""
 
     def __init__(self, engine: Engine) -> None:
-        self.dsn = engine.url.render_as_string(hide_password=True)
         self._engine = engine
         dummy_password_hash()  # at start-up, not in the first unknown user's login
 
@@ -125,24 +127,25 @@ class AccountStore:
         check_email(email)
         check_country(country)
         account = Account(user_id=f"u-{uuid.uuid4().hex[:16]}", username=username)
+        password_hash = hash_password(password)  # tens of ms of CPU: not while holding a connection
         try:
             with self._engine.begin() as connection:
                 connection.execute(
                     insert(accounts).values(
                         user_id=account.user_id,
                         username=username,
-                        password_hash=hash_password(password),
+                        password_hash=password_hash,
                         created_at=datetime.now(UTC),
                         email=email,
                         country=country,
                     )
                 )
         except IntegrityError as error:
-            if "email" in str(error.orig):
+            if _violated(error) == EMAIL_CONSTRAINT:
                 raise ConflictError("that e-mail address is already registered") from error
             raise ConflictError(f"username {username!r} is already registered") from error
         except OperationalError as error:
-            raise _unreachable(self.dsn, error) from error
+            raise unavailable(error) from error
         return account
 
     def authenticate(self, username: str, password: str) -> Account:
@@ -164,7 +167,7 @@ class AccountStore:
                     )
                 ).first()
         except OperationalError as error:
-            raise _unreachable(self.dsn, error) from error
+            raise unavailable(error) from error
         # one scrypt whether or not the username exists: the same time for both answers
         stored = row.password_hash if row is not None else dummy_password_hash()
         if not verify_password(password, stored) or row is None:
@@ -185,7 +188,7 @@ class AccountStore:
                     )
                 ).first()
         except OperationalError as error:
-            raise _unreachable(self.dsn, error) from error
+            raise unavailable(error) from error
         if row is None:
             raise NotFoundError(f"no account {user_id!r}")
         return Profile(**row._asdict())
@@ -210,9 +213,11 @@ class AccountStore:
                         update(accounts).where(accounts.c.user_id == user_id).values(**changes)
                     ).rowcount
             except IntegrityError as error:
+                if _violated(error) != EMAIL_CONSTRAINT:
+                    raise
                 raise ConflictError("that e-mail address is already registered") from error
             except OperationalError as error:
-                raise _unreachable(self.dsn, error) from error
+                raise unavailable(error) from error
             if not updated:
                 raise NotFoundError(f"no account {user_id!r}")
         return self.profile(user_id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -36,6 +37,12 @@ def register(app: typer.Typer) -> None:
         from encore.settings import get_settings
         from streaming_api.auth import check_secrets
 
+        # the workers read their settings from the environment: the flags go there, so that
+        # what the API tells clients (stream URLs on api.base_url) is where it listens
+        for name, value in (("ENCORE_API__HOST", host), ("ENCORE_API__PORT", port)):
+            if value is not None:
+                os.environ[name] = str(value)
+        get_settings.cache_clear()
         settings = get_settings()
         try:  # here too, so that the refusal is one line, not a worker's traceback
             check_secrets(settings)

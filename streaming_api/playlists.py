@@ -29,7 +29,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 
 from encore.db.schema import artists, playlist_songs, playlists, songs
 from encore.errors import ContractError, NotFoundError
-from streaming_api.accounts import _unreachable
+from streaming_api.database import unavailable
 from streaming_api.errors import (
     PermissionDeniedError,
     PreconditionFailedError,
@@ -133,8 +133,7 @@ class PlaylistStore:
             with self._engine.begin() as connection:
                 yield connection
         except OperationalError as error:
-            dsn = self._engine.url.render_as_string(hide_password=True)
-            raise _unreachable(dsn, error) from error
+            raise unavailable(error) from error
         except IntegrityError as error:
             constraint = getattr(getattr(error.orig, "diag", None), "constraint_name", "") or ""
             if constraint == "playlists_owner_id_fkey":

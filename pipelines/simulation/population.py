@@ -312,18 +312,26 @@ class Listener:
         the listener turned explicit content off, not explicit."""
         for _ in range(_TRIES):
             song = self._draw(catalog, rng)
-            if song is None:
-                continue
-            if catalog.licensed(song, self.country) and (
-                self.allow_explicit or not catalog.explicit[song]
-            ):
+            if song is not None and self.may_play(catalog, song):
                 return song
-        # nothing allowed among the tastes: the most popular song the listener may play
+        # nothing allowed among the tastes: a popular song the listener may play
         for _ in range(_TRIES * 10):
             song = catalog.overall.draw(rng)
-            if catalog.licensed(song, self.country):
+            if self.may_play(catalog, song):
                 return song
-        return next(s for s in range(len(catalog)) if catalog.licensed(s, self.country))
+        allowed = next((s for s in range(len(catalog)) if self.may_play(catalog, s)), None)
+        if allowed is None:
+            raise CatalogEmptyError(
+                f"no song in the catalog may be played in {self.country}"
+                + ("" if self.allow_explicit else " without explicit content")
+            )
+        return allowed
+
+    def may_play(self, catalog: Catalog, song: int) -> bool:
+        """Licensed in the listener's country, and not explicit if they turned that off."""
+        return catalog.licensed(song, self.country) and (
+            self.allow_explicit or not catalog.explicit[song]
+        )
 
     def drift(self, catalog: Catalog, rng: random.Random) -> None:
         """One simulated day's change of taste: small steps in every weight, and now and

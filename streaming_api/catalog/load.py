@@ -9,7 +9,8 @@ Each batch of a few thousand artists is COPY'd into temporary tables, then moved
 of natural keys (``encore.db.ids``), so a reload updates in place, and an unchanged row is
 not written at all (its ``updated_at`` stays). Rows are never deleted: a smaller reload
 leaves the extra artists in place. ``songs.hls_manifest`` belongs to content ingestion and
-is never touched here.
+is never touched here, nor the
+``duration_ms`` of a song whose media is ingested (the decoded audio's).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from dataclasses import dataclass, field
 
 from encore.errors import ConfigurationError, ServiceError
 from encore.settings import Settings
-from streaming_api.catalog.synthetic import ArtistSpec, CatalogBatch, build_catalog
+from streaming_api.catalog.synthetic import SONG_COLUMNS, ArtistSpec, CatalogBatch, build_catalog
 
 SYNTHETIC = "synthetic"
 HETREC_LASTFM_2K = "hetrec-lastfm-2k"
@@ -44,21 +45,24 @@ CREATE TEMP TABLE IF NOT EXISTS load_songs (
 _COLUMNS = {
     "artists": ("artist_id", "name", "bio", "image_url", "popularity"),
     "albums": ("album_id", "artist_id", "title", "release_year", "cover_art_url"),
-    "songs": (
-        "song_id", "title", "artist_id", "album_id", "track_number", "genre", "duration_ms",
-        "lyrics_url", "release_date", "explicit", "territories", "popularity",
-    ),
-}  # fmt: skip
+    "songs": SONG_COLUMNS,
+}
 _CASTS = {"territories": "territories::varchar(2)[]"}
+# Once a song's media is ingested, its duration is the decoded audio's (content ingestion
+# owns it): a reload keeps it, or every reload would "update" it back to the generated one.
+_KEPT = {
+    "duration_ms": "CASE WHEN {table}.hls_manifest IS NULL THEN EXCLUDED.{c} ELSE {table}.{c} END"
+}
 
 
 def _upsert_sql(table: str) -> str:
     key, *rest = _COLUMNS[table]
     columns = ", ".join(_COLUMNS[table])
     selected = ", ".join(_CASTS.get(c, c) for c in _COLUMNS[table])
-    updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in rest)
+    new_values = [_KEPT.get(c, "EXCLUDED.{c}").format(table=table, c=c) for c in rest]
+    updates = ", ".join(f"{c} = {value}" for c, value in zip(rest, new_values, strict=True))
     old = ", ".join(f"{table}.{c}" for c in rest)
-    new = ", ".join(f"EXCLUDED.{c}" for c in rest)
+    new = ", ".join(new_values)
     return (
         f"INSERT INTO {table} ({columns}, created_at, updated_at) "
         f"SELECT {selected}, now(), now() FROM load_{table} "

@@ -11,46 +11,22 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
 
 from sqlalchemy import select
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import OperationalError
 
 from encore.db.ids import ID_HEX_DIGITS
 from encore.db.schema import albums, artist_top_songs, artists, songs
 from encore.errors import NotFoundError
-from streaming_api.errors import UnavailableError
+from streaming_api.database import reading
 
 log = logging.getLogger(__name__)
 
 _ID_SHAPE = {
     prefix: re.compile(rf"{prefix}-[0-9a-f]{{{ID_HEX_DIGITS}}}") for prefix in ("ar", "al", "so")
 }
-
-
-@contextmanager
-def database_errors() -> Iterator[None]:
-    """PostgreSQL not answering becomes ``UnavailableError`` (503), the cause only logged."""
-    try:
-        yield
-    except OperationalError as error:
-        log.warning("PostgreSQL is unreachable: %s", error.orig)
-        raise UnavailableError("PostgreSQL is unreachable; retry later") from None
-
-
-@contextmanager
-def reading(engine: Engine) -> Iterator[Connection]:
-    """A connection for reads, in autocommit: no BEGIN and ROLLBACK round trips around them.
-
-    Raises:
-        UnavailableError: PostgreSQL did not answer.
-    """
-    with database_errors(), engine.connect() as connection:
-        yield connection.execution_options(isolation_level="AUTOCOMMIT")
 
 
 @dataclass(frozen=True)

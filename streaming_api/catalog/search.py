@@ -31,7 +31,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
 from encore.errors import ContractError
-from streaming_api.catalog.reads import reading
+from streaming_api.database import reading
 
 SEARCH_TYPES = ("song", "artist", "album")
 MAX_QUERY_LENGTH = 200

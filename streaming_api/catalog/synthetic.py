@@ -284,7 +284,8 @@ SONG_COLUMNS = (
     "song_id", "title", "artist_id", "album_id", "track_number", "genre", "duration_ms",
     "lyrics_url", "release_date", "explicit", "territories", "popularity",
 )  # fmt: skip
-"""The layout of ``CatalogBatch.songs`` rows: columns of ``encore.db.schema.songs``."""
+"""The layout of ``CatalogBatch.songs`` rows (columns of ``encore.db.schema.songs``), which
+the loader copies in this order."""
 
 
 def synthetic_songs(artists: int, songs_per_artist: int, seed: int) -> Iterator[dict[str, object]]:

@@ -60,8 +60,9 @@ _GENRES = [
 GENRES: dict[str, Genre] = {name: Genre(name, *rest) for name, *rest in _GENRES}
 """Every genre by name: 12 parents and 16 sub-genres."""
 
-# Worldwide licence: the simulator's listener countries and more. A restricted song is
-# licensed in a few of these only, so a listener elsewhere gets 451.
+# Worldwide licence: the service's markets (the simulator's listener countries and more). A
+# restricted song is licensed in a few of these only, so a listener elsewhere gets 451; a
+# listener with no country on file streams only songs licensed in all of them.
 WORLDWIDE = (
     "US", "GB", "DE", "BR", "MX", "FR", "IN", "SE", "JP", "CA", "AU", "ES", "IT", "NL",
     "PL", "AR", "TR", "NO", "FI", "KR", "ZA", "NG", "IE", "AT", "CH", "BE", "DK", "PT",

@@ -16,10 +16,11 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 
-from encore.countries import ASSIGNED_COUNTRY_CODES
 from encore.db.schema import accounts, song_media, songs
 from encore.errors import NotFoundError
-from streaming_api.errors import NotLicensedError, UnavailableError
+from streaming_api.catalog.taxonomy import WORLDWIDE
+from streaming_api.database import unavailable
+from streaming_api.errors import NotLicensedError
 from streaming_api.media.transcode import MASTER_PLAYLIST, SEGMENT_NAME, VARIANT_PLAYLIST
 
 log = logging.getLogger(__name__)
@@ -48,23 +49,19 @@ class SongMedia:
         return f"{self.folder}/{kbps}/{VARIANT_PLAYLIST}"
 
 
-def _unreachable(error: OperationalError) -> UnavailableError:
-    log.warning("PostgreSQL is unreachable: %s", error.orig)
-    return UnavailableError("PostgreSQL is unreachable; retry later")
-
-
 def check_licensed(song_id: str, territories: list[str], country: str | None) -> None:
     """Whether a listener in ``country`` may stream a song licensed in ``territories``.
 
-    A listener with no country on file may stream worldwide songs only: nothing says where
-    they are, and a territory-restricted song needs that said.
+    A listener with no country on file may stream only songs licensed in every market the
+    catalog knows (``taxonomy.WORLDWIDE``): nothing says where they are, and a song licensed
+    in fewer places needs that said.
 
     Raises:
         NotLicensedError: the song is not licensed there (or nowhere known, for no country).
     """
     licensed = set(territories)
     if country is None:
-        if licensed >= ASSIGNED_COUNTRY_CODES:
+        if licensed >= set(WORLDWIDE):
             return
         raise NotLicensedError(
             f"song {song_id!r} is licensed in {len(licensed)} territories only and your "
@@ -98,7 +95,7 @@ def find_streamable(engine: Engine, song_id: str, user_id: str) -> SongMedia:
                 select(accounts.c.country).where(accounts.c.user_id == user_id)
             ).first()
     except OperationalError as error:
-        raise _unreachable(error) from error
+        raise unavailable(error) from error
     if song is None:
         raise NotFoundError(f"no song {song_id!r}")
     if account is None:
@@ -124,7 +121,7 @@ def load_media(engine: Engine, song_id: str) -> SongMedia:
                 ).where(song_media.c.song_id == song_id)
             ).first()
     except OperationalError as error:
-        raise _unreachable(error) from error
+        raise unavailable(error) from error
     if row is None:
         raise NotFoundError(f"song {song_id!r} has no media")
     return SongMedia(song_id, row.manifest_path, row.key_path, tuple(row.bitrates_kbps))

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import subprocess
 import tempfile
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -31,18 +32,17 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from encore.countries import ASSIGNED_COUNTRY_CODES
 from encore.db import ids
 from encore.db.schema import albums, artists, song_media, songs
 from encore.errors import ContractError, EncoreError, NotFoundError
 from encore.settings import Settings
+from streaming_api.catalog.taxonomy import WORLDWIDE
 from streaming_api.media.probe import MasterInfo, probe_master
 from streaming_api.media.storage import MediaStorage, open_storage
 from streaming_api.media.transcode import MASTER_PLAYLIST, new_key, transcode_to_hls
 
 INGESTED, ALREADY_INGESTED, FAILED = "ingested", "already ingested", "failed"
 UNKNOWN_GENRE = "unknown"
-WORLDWIDE = sorted(ASSIGNED_COUNTRY_CODES)
 _HASH_CHUNK = 1 << 20
 
 log = logging.getLogger(__name__)
@@ -152,6 +152,11 @@ def ingest_master(job: _Job, master: Path) -> MasterOutcome:
     except OperationalError as error:
         log.warning("PostgreSQL is unreachable: %s", error.orig)
         return MasterOutcome(master, FAILED, job.song_id, "PostgreSQL is unreachable")
+    except (OSError, subprocess.SubprocessError) as error:
+        # an unreadable master, a full disk, a hung or missing ffmpeg: this master fails (its
+        # rows and files already rolled back), the others go on
+        log.warning("ingesting %s failed", master, exc_info=True)
+        return MasterOutcome(master, FAILED, job.song_id, f"{type(error).__name__}: {error}")
 
 
 def content_hash(path: Path) -> str:
@@ -179,6 +184,7 @@ def _ingest(job: _Job, master: Path) -> MasterOutcome:
     staging_root.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=staging_root) as staging:
         key_file = Path(staging) / "key"
+        key_file.touch(mode=0o600)  # readable by the API's user only, before the key is in it
         key_file.write_bytes(new_key())
         renditions = Path(staging) / "renditions"
         transcode_to_hls(
@@ -255,7 +261,7 @@ def _link_song(connection: Connection, info: MasterInfo, song_id: str | None) ->
             album_id=album,
             genre=(tags.get("genre") or UNKNOWN_GENRE)[:64],
             duration_ms=round(info.duration_s * 1000),
-            territories=WORLDWIDE,
+            territories=list(WORLDWIDE),  # the catalog's markets, like a loaded song
             **stamps,
         )
         .on_conflict_do_nothing()

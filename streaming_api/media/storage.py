@@ -34,10 +34,6 @@ class MediaStorage(Protocol):
         """Remove the file or folder ``path`` if it exists."""
         ...
 
-    def describe(self, path: str) -> str:
-        """Where ``path`` is, for people (a local path or a URL)."""
-        ...
-
 
 def _relative(path: str) -> PurePosixPath:
     relative = PurePosixPath(path)
@@ -80,9 +76,6 @@ class LocalStorage:
         else:
             target.unlink(missing_ok=True)
 
-    def describe(self, path: str) -> str:
-        return str(self._local(path))
-
 
 class FsspecStorage:
     """A remote root (``s3://bucket/prefix``) through fsspec (S3 itself untested here)."""
@@ -119,9 +112,6 @@ class FsspecStorage:
         url = self._url(path)
         if self.fs.exists(url):
             self.fs.rm(url, recursive=True)
-
-    def describe(self, path: str) -> str:
-        return self._url(path)
 
 
 def open_storage(settings: Settings) -> MediaStorage:

@@ -78,8 +78,8 @@ async def register(
 
     The answer holds your `user_id`: the value every play event you post must carry. Then
     get a token from `POST /api/v1/auth/token`. `email` and `country` are optional here and
-    can be set later with `PATCH /api/v1/me`; songs licensed only in some territories need
-    a country to stream. A taken username or e-mail answers **409**. Attempts
+    can be set later with `PATCH /api/v1/me`; without one, only songs licensed in every
+    market stream (the others answer 451). A taken username or e-mail answers **409**. Attempts
     are limited per client address and per username (`api.register_rate_per_ip`,
     `api.register_rate_per_user`): over a limit answers **429** with `Retry-After`.
     """

@@ -9,6 +9,7 @@ import anyio.to_thread
 from fastapi import APIRouter, Body
 from pydantic import BaseModel, ConfigDict, Field
 
+from encore.db.schema import SUBSCRIPTION_PLANS
 from streaming_api.deps import AccountsDep, PrincipalDep
 from streaming_api.routes.auth import Country, Email
 
@@ -20,8 +21,14 @@ class ProfileOut(BaseModel):
     username: str
     email: str | None
     country: str | None = Field(description="ISO 3166-1 alpha-2; decides which songs stream.")
-    subscription_plan: str = Field(description="free, premium, family or student.")
-    allow_explicit: bool = Field(description="false: explicit songs are not recommended.")
+    subscription_plan: str = Field(
+        description="Changed by billing, not here.",
+        json_schema_extra={"enum": list(SUBSCRIPTION_PLANS)},
+    )
+    allow_explicit: bool = Field(
+        description="false: explicit songs are not to be recommended (stored here; the "
+        "recommendation service applies it)."
+    )
     created_at: datetime
 
 

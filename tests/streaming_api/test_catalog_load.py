@@ -78,6 +78,25 @@ def test_a_second_load_changes_nothing(loaded) -> None:  # type: ignore[no-untyp
     assert again.songs.unchanged == before[0][2]
 
 
+def test_a_reload_keeps_what_content_ingestion_owns(platform: Settings) -> None:
+    settings = fresh_database(platform, "catalog_reload_media")
+    load_catalog(settings, artists=20, songs_per_artist=5, seed=8)
+    import psycopg
+
+    with psycopg.connect(settings.postgres.effective_dsn) as connection:
+        song_id, generated = connection.execute(
+            "UPDATE songs SET hls_manifest = 'songs/x/master.m3u8', duration_ms = 4000"
+            " WHERE song_id = (SELECT min(song_id) FROM songs) RETURNING song_id, duration_ms"
+        ).fetchone()
+    assert generated == 4000
+    again = load_catalog(settings, artists=20, songs_per_artist=5, seed=8)
+    assert again.songs.updated == 0  # not "updated" back on every reload
+    manifest, duration = query(
+        settings, f"SELECT hls_manifest, duration_ms FROM songs WHERE song_id = '{song_id}'"
+    )[0]
+    assert (manifest, duration) == ("songs/x/master.m3u8", 4000)
+
+
 def test_songs_look_real(loaded) -> None:  # type: ignore[no-untyped-def]
     settings, _ = loaded
     genres = {g for (g,) in query(settings, "SELECT DISTINCT genre FROM songs")}

@@ -63,6 +63,12 @@ def test_profile_rules_answer_4xx_with_reasons(client: TestClient) -> None:
         json={"username": f"x-{uuid.uuid4().hex[:8]}", "password": "12345678", "email": email},
     )
     assert duplicate.status_code == 409
+    # a taken username that merely contains "email" is named as the username
+    taken_name = f"myemail-{uuid.uuid4().hex[:6]}"
+    body = {"username": taken_name, "password": "12345678"}
+    assert client.post("/api/v1/auth/register", json=body).status_code == 201
+    again = client.post("/api/v1/auth/register", json=body)
+    assert again.status_code == 409 and "username" in again.json()["detail"]
 
 
 def test_me_needs_a_listener(client: TestClient, platform: Settings) -> None:

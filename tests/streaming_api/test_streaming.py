@@ -26,9 +26,11 @@ from encore.db import create_engine
 from encore.db.schema import song_media
 from encore.settings import Settings
 from streaming_api.app import create_app
+from streaming_api.catalog.taxonomy import WORLDWIDE
 from streaming_api.errors import AuthenticationError, NotLicensedError
 from streaming_api.media.hls import check_licensed, rewrite_master, rewrite_variant, segment_names
 from streaming_api.media.ingest import INGESTED, ingest_folder
+from streaming_api.media.storage import LocalStorage
 from streaming_api.media.tokens import issue_stream_token, verify_stream_token
 from tests.conftest import free_port
 from tests.media import decoded_seconds, make_master
@@ -224,6 +226,17 @@ def test_the_key_is_given_only_to_a_valid_token_of_that_song(stream: Stream) -> 
     assert answer.status_code == 401
 
 
+def test_storage_refuses_paths_outside_the_media_root(tmp_path: Path) -> None:
+    # the HTTP cases below never reach storage (routing refuses them first): this is the
+    # last line of defence itself
+    (tmp_path / "media").mkdir()
+    (tmp_path / "secret").write_text("not media")
+    storage = LocalStorage(tmp_path / "media")
+    for path in ("../secret", "songs/../../secret", "/etc/passwd", ""):
+        with pytest.raises(ValueError, match="must be relative"):
+            storage.read_bytes(path)
+
+
 @pytest.mark.integration
 def test_path_parameters_are_validated_never_joined_raw(stream: Stream) -> None:
     prefix = stream.master_url(stream.worldwide).removesuffix("/master.m3u8")
@@ -317,9 +330,7 @@ def test_a_token_under_another_secret_or_altered_is_refused() -> None:
 
 
 def test_licensing_by_country_and_with_no_country() -> None:
-    from encore.countries import ASSIGNED_COUNTRY_CODES
-
-    worldwide = sorted(ASSIGNED_COUNTRY_CODES)
+    worldwide = list(WORLDWIDE)  # the catalog's markets
     check_licensed("so-1", ["FR", "DE"], "FR")
     check_licensed("so-1", worldwide, None)
     with pytest.raises(NotLicensedError, match="not licensed in GB"):
