@@ -182,6 +182,11 @@ class LakeSettings(Section):
     """Lake root: a local directory or an ``s3://`` URI; empty means ``$ENCORE_HOME/lake``."""
     storage_options: dict[str, str] = Field(default_factory=dict)
     """Passed to delta-rs for object stores (``AWS_REGION``, ``AWS_ENDPOINT_URL``, ...)."""
+    vacuum_retention_hours: NonNegative = 168
+    """``encore lake maintain`` removes files unreferenced for longer than this (time travel
+    and readers of older versions need them until then)."""
+    target_file_mb: Positive = 128
+    """Compaction's target file size."""
 
 
 class SparkSettings(Section):

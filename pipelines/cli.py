@@ -119,7 +119,11 @@ INGEST = Service(
 
 def register(app: typer.Typer) -> None:
     """Mount ``encore ingest`` and ``encore simulate``."""
+    from pipelines.lake.cli import lake_app, privacy_app
+
     app.add_typer(ingest_app, name="ingest")
+    app.add_typer(lake_app, name="lake")
+    app.add_typer(privacy_app, name="privacy")
     register_simulate(app)
 
 

@@ -1,0 +1,1 @@
+"""The batch half of the lake: dimensions, silver and gold jobs, maintenance, privacy."""
