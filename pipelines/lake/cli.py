@@ -6,3 +6,44 @@ import typer
 
 lake_app = typer.Typer(help="The lake's batch jobs and maintenance.", no_args_is_help=True)
 privacy_app = typer.Typer(help="Listeners' data in the lake: erase, export.", no_args_is_help=True)
+
+
+@lake_app.command("maintain")
+def maintain(
+    table: list[str] | None = typer.Option(
+        None, "--table", help="A table to maintain (layer.name; repeatable); default: all."
+    ),
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="Count files and say what would be done; change nothing."
+    ),
+) -> None:
+    """Compact small files, Z-order closed days, vacuum and checkpoint every lake table."""
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+    from rich.table import Table
+
+    from encore.errors import EncoreError
+    from encore.settings import get_settings
+    from pipelines.lake import maintenance
+
+    console = Console(stderr=True)
+    settings = get_settings()
+    columns = (SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn())
+    try:
+        with Progress(*columns, console=console, transient=True) as bar:
+            task = bar.add_task("lake maintain", total=None)
+            report = maintenance.maintain(
+                settings,
+                table or None,
+                progress=lambda name, step: bar.update(task, description=f"{name}: {step}"),
+                dry_run=dry_run,
+            )
+    except EncoreError as error:
+        console.print(f"[red]error:[/red] {escape(str(error))}", soft_wrap=True)
+        raise typer.Exit(code=1) from None
+    title = "lake maintenance" + (" (dry run: nothing changed)" if dry_run else "")
+    out = Table(*maintenance.MaintenanceReport.HEADERS, title=title)
+    for row in report.rows():
+        out.add_row(*row)
+    Console().print(out)
