@@ -157,3 +157,30 @@ def get_table(qualified_name: str) -> Table:
         raise NotFoundError(
             f"Table {qualified_name!r} is not in the registry; known: {known}"
         ) from None
+
+
+# The privacy erasure log (pipelines/lake/privacy.py): one row per `encore privacy forget`,
+# holding no personal data. It has no ``user_id`` column on purpose: erasure finds
+# user-level tables by that column, and this table must never be one of them.
+ERASURES = Table(
+    layer="ops",
+    name="erasures",
+    writer="pipelines.lake.privacy",
+    description="Every erasure of a listener from the lake: what it touched, never who.",
+    columns=(
+        Column("request_id", "string", False, "UUID of the erasure request"),
+        Column("erased_at", "timestamp", False),
+        Column(
+            "subject_hmac",
+            "string",
+            False,
+            "HMAC-SHA256 of the user id under a secret key: matches a known id, reveals none",
+        ),
+        Column("tables_touched", "string", False, "comma-separated layer.name of changed tables"),
+        Column("rows_deleted", "long", False),
+        Column("files_removed", "long", False, "data files physically deleted"),
+        Column("rows_unattributed", "long", False, "dead letters that could not be parsed"),
+        Column("details", "string", False, "JSON: per table rows, files, log compacted"),
+    ),
+)
+TABLES[ERASURES.qualified_name] = ERASURES

@@ -1,0 +1,353 @@
+"""Erase a listener from the lake, or export what it holds about them (issue 10, item 7).
+
+Inputs: every registry table (``encore.tables.TABLES``) that holds user-level data, found by
+its columns, so tables added later join without a change here:
+
+- a ``user_id`` column: the listener's rows are those with that id;
+- a ``raw_payload`` column (dead letters): rows whose payload parses as a JSON object with that
+  ``user_id``; payloads that do not parse cannot be attributed and are left alone, counted.
+
+Outputs: ``forget`` deletes those rows (a Delta DELETE per table), physically deletes the files
+that held them (the remove actions of that DELETE, plus older tombstoned files, e.g. left by
+compaction, that still hold the listener's rows: a vacuum limited to them), compacts the Delta
+log of every table whose history mentions the id, and appends one row to ``ops.erasures``.
+``export`` returns the listener's rows of every such table.
+
+Where the id could survive, and what is done about it:
+
+- DELETE's commit records its predicate in the log. The predicate here names a salted SHA-256
+  of the id (one random salt per request), never the id itself.
+- Every ``add`` action carries column statistics, and min/max of ``user_id`` (or a payload's
+  prefix) can be the listener's id; those actions stay in older commits and checkpoints. So a
+  table whose log mentions the id gets a checkpoint at the erasure's version and loses the
+  log entries before it. Time travel to those versions is lost, which erasure requires anyway
+  (their data files are gone).
+- Concurrent appends by the stream writer are safe (DELETE retries on conflict; only
+  tombstoned files and log entries older than the checkpoint are deleted), but rows of the
+  listener arriving after the DELETE stay: stop their events upstream first.
+
+Schedule: on request, ``encore privacy forget --user U`` / ``encore privacy export --user U``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import re
+import secrets
+import uuid
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any
+from urllib.parse import unquote
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from deltalake import CommitProperties, DeltaTable, write_deltalake
+from pyarrow import fs as pafs
+
+from encore.settings import Settings
+from encore.tables import ERASURES, TABLES, Table
+
+log = logging.getLogger(__name__)
+
+USER_COLUMN = "user_id"
+PAYLOAD_COLUMN = "raw_payload"
+"""A dead letter's record as received: attributed by parsing it as JSON."""
+
+_LOG_FILE = re.compile(r"^(\d{20})\.")
+_SUBJECT_KEY_LABEL = b"encore/lake/erasure-subject/v1"
+
+
+@dataclass
+class TableErasure:
+    table: str
+    rows_deleted: int = 0
+    files_removed: list[str] = field(default_factory=list)
+    rows_unattributed: int = 0
+    """Dead letters whose payload does not parse: nobody's rows, as far as we can tell."""
+    unattributed_mentioning_user: int = 0
+    """Of those, payloads that contain the id as text (left alone, but said)."""
+    log_compacted: bool = False
+
+
+@dataclass
+class Erasure:
+    request_id: str
+    erased_at: datetime
+    tables: list[TableErasure]
+
+    @property
+    def rows_deleted(self) -> int:
+        return sum(t.rows_deleted for t in self.tables)
+
+    @property
+    def files_removed(self) -> int:
+        return sum(len(t.files_removed) for t in self.tables)
+
+    @property
+    def rows_unattributed(self) -> int:
+        return sum(t.rows_unattributed for t in self.tables)
+
+    @property
+    def tables_touched(self) -> list[str]:
+        return [t.table for t in self.tables if t.rows_deleted or t.files_removed]
+
+
+def user_level_tables() -> list[Table]:
+    """Registry tables that can hold a listener's rows."""
+    return [
+        t
+        for t in TABLES.values()
+        if USER_COLUMN in t.column_names or PAYLOAD_COLUMN in t.column_names
+    ]
+
+
+def user_rows(table: Table, rows: pa.Table, user_id: str) -> tuple[pa.Array, int, int]:
+    """Mask of ``rows`` that belong to ``user_id``, plus (unattributable rows, of which
+    mention the id) for payload tables."""
+    if USER_COLUMN in table.column_names:
+        # files delta-rs rewrote read back as string_view: compare as plain strings
+        column = rows.column(USER_COLUMN).cast(pa.string())
+        return pc.fill_null(pc.equal(column, user_id), False), 0, 0
+    mask, unattributed, mentioning = [], 0, 0
+    for payload in rows.column(PAYLOAD_COLUMN).to_pylist():
+        owner = _payload_user(payload)
+        if owner is None:
+            unattributed += 1
+            mentioning += payload is not None and user_id in payload
+        mask.append(owner == user_id)
+    return pa.array(mask, pa.bool_()), unattributed, mentioning
+
+
+def _payload_user(payload: str | None) -> str | None:
+    """The ``user_id`` of a JSON object payload; None if it cannot be attributed."""
+    try:
+        record = json.loads(payload) if payload is not None else None
+    except ValueError:
+        return None
+    owner = record.get(USER_COLUMN) if isinstance(record, dict) else None
+    return owner if isinstance(owner, str) else None
+
+
+def export(settings: Settings, user_id: str) -> dict[str, Any]:
+    """Everything the lake holds about ``user_id``: ``{table: [row, ...]}``, JSON-ready."""
+    tables: dict[str, list[dict[str, Any]]] = {}
+    for table in user_level_tables():
+        delta = _open(table, settings)
+        if delta is None:
+            continue
+        rows = delta.to_pyarrow_table()
+        mask, _, _ = user_rows(table, rows, user_id)
+        tables[table.qualified_name] = [_jsonable(r) for r in rows.filter(mask).to_pylist()]
+    return {
+        "user_id": user_id,
+        "exported_at": datetime.now(UTC).isoformat(),
+        "tables": tables,
+    }
+
+
+def forget(settings: Settings, user_id: str, request_id: str | None = None) -> Erasure:
+    """Delete ``user_id``'s rows from every user-level table, physically, and log the erasure.
+
+    Idempotent: a second run finds nothing and logs a request that touched nothing.
+    """
+    request_id = request_id or str(uuid.uuid4())
+    salt = secrets.token_hex(16)
+    results = []
+    for table in user_level_tables():
+        delta = _open(table, settings)
+        if delta is not None:
+            results.append(_forget_in(table, delta, user_id, salt, request_id))
+    erasure = Erasure(request_id, datetime.now(UTC), results)
+    _append_log(settings, erasure, user_id)
+    return erasure
+
+
+def _forget_in(
+    table: Table, delta: DeltaTable, user_id: str, salt: str, request_id: str
+) -> TableErasure:
+    result = TableErasure(table.qualified_name)
+    column = _match_column(table)
+    # one column of the whole table: a filtered dataset scan would prune by statistics, but
+    # pyarrow refuses it once delta-rs has rewritten files (string vs string_view)
+    rows = delta.to_pyarrow_table(columns=[column])
+    mask, result.rows_unattributed, result.unattributed_mentioning_user = user_rows(
+        table, rows, user_id
+    )
+    values = rows.column(column).filter(mask).to_pylist()
+    if result.unattributed_mentioning_user:
+        log.warning(
+            "%s: %d unparseable rows contain the id as text; left alone (not attributable)",
+            table.qualified_name,
+            result.unattributed_mentioning_user,
+        )
+    obsolete: list[str] = []
+    if values:
+        digests = sorted({_salted(salt, v) for v in values})
+        predicate = (
+            f"encode(sha256(concat('{salt}', {column})), 'hex') IN "
+            f"({', '.join(repr(d) for d in digests)})"
+        )
+        metrics = delta.delete(
+            predicate,
+            commit_properties=CommitProperties(
+                custom_metadata={"encore.erasure_request": request_id}
+            ),
+        )
+        result.rows_deleted = metrics["num_deleted_rows"]
+        obsolete = _removed_by(delta, delta.version(), request_id)
+    # older tombstones (compaction's inputs, say) may still hold the listener's rows
+    for path in delta.vacuum(retention_hours=0, enforce_retention_duration=False, dry_run=True):
+        if path not in obsolete and _holds_user(table, delta, path, user_id):
+            obsolete.append(path)
+    filesystem, root = _filesystem(delta)
+    for path in obsolete:
+        filesystem.delete_file(f"{root}/{path}")
+        log.info("%s: erasure %s removed %s", table.qualified_name, request_id, path)
+    result.files_removed = obsolete
+    if result.rows_deleted or obsolete or _log_mentions(filesystem, root, user_id):
+        _compact_log(delta, filesystem, root)
+        result.log_compacted = True
+    return result
+
+
+def _match_column(table: Table) -> str:
+    return USER_COLUMN if USER_COLUMN in table.column_names else PAYLOAD_COLUMN
+
+
+def _salted(salt: str, value: str) -> str:
+    return hashlib.sha256((salt + value).encode()).hexdigest()
+
+
+def _removed_by(delta: DeltaTable, version: int, request_id: str) -> list[str]:
+    """Paths the commit of this erasure removed, read from its log entry."""
+    filesystem, root = _filesystem(delta)
+    with filesystem.open_input_stream(f"{root}/_delta_log/{version:020d}.json") as stream:
+        actions = [json.loads(line) for line in stream.read().decode().splitlines() if line]
+    info = next((a["commitInfo"] for a in actions if "commitInfo" in a), {})
+    if info.get("encore.erasure_request") != request_id:
+        raise RuntimeError(f"commit {version} is not erasure {request_id}: {info}")
+    removed = [a["remove"]["path"] for a in actions if "remove" in a]
+    # change-data files of the DELETE hold the deleted rows themselves
+    removed += [a["cdc"]["path"] for a in actions if "cdc" in a]
+    return [unquote(p) for p in removed]
+
+
+def _holds_user(table: Table, delta: DeltaTable, path: str, user_id: str) -> bool:
+    filesystem, root = _filesystem(delta)
+    try:
+        rows = pq.read_table(
+            f"{root}/{path}", columns=[_match_column(table)], filesystem=filesystem
+        )
+    except FileNotFoundError:
+        return False
+    mask, _, _ = user_rows(table, rows, user_id)
+    return bool(pc.any(mask).as_py())
+
+
+def _log_mentions(filesystem: pafs.FileSystem, root: str, user_id: str) -> bool:
+    """Whether any log entry (commit or checkpoint) contains the id, in stats or anywhere."""
+    needles = (user_id, json.dumps(user_id)[1:-1], json.dumps(json.dumps(user_id))[2:-2])
+    for info in filesystem.get_file_info(pafs.FileSelector(f"{root}/_delta_log")):
+        if info.type != pafs.FileType.File:
+            continue
+        if info.base_name.endswith(".parquet"):
+            text = str(pq.read_table(info.path, filesystem=filesystem).to_pylist())
+        else:
+            with filesystem.open_input_stream(info.path) as stream:
+                text = stream.read().decode(errors="replace")
+        if any(n in text for n in needles):
+            return True
+    return False
+
+
+def _compact_log(delta: DeltaTable, filesystem: pafs.FileSystem, root: str) -> None:
+    """Checkpoint the current version and delete every log entry before it."""
+    delta.create_checkpoint()
+    checkpoint = delta.version()
+    for info in filesystem.get_file_info(pafs.FileSelector(f"{root}/_delta_log")):
+        match = _LOG_FILE.match(info.base_name)
+        if info.type == pafs.FileType.File and match and int(match.group(1)) < checkpoint:
+            filesystem.delete_file(info.path)
+
+
+def _append_log(settings: Settings, erasure: Erasure, user_id: str) -> None:
+    details = [
+        {
+            "table": t.table,
+            "rows_deleted": t.rows_deleted,
+            "files_removed": len(t.files_removed),
+            "rows_unattributed": t.rows_unattributed,
+            "log_compacted": t.log_compacted,
+        }
+        for t in erasure.tables
+    ]
+    row = {
+        "request_id": [erasure.request_id],
+        "erased_at": [erasure.erased_at],
+        "subject_hmac": [subject_hmac(settings, user_id)],
+        "tables_touched": [",".join(erasure.tables_touched)],
+        "rows_deleted": [erasure.rows_deleted],
+        "files_removed": [erasure.files_removed],
+        "rows_unattributed": [erasure.rows_unattributed],
+        "details": [json.dumps(details)],
+    }
+    write_deltalake(
+        ERASURES.path(settings),
+        pa.table(row, schema=ERASURES.arrow_schema()),
+        mode="append",
+        storage_options=settings.lake.storage_options or None,
+    )
+
+
+def subject_hmac(settings: Settings, user_id: str) -> str:
+    """The erasure log's pseudonym of a listener.
+
+    Keyed, not a plain hash: user ids are guessable, so a plain hash would name the listener
+    to anyone reading the log. With the key, the operator can still check a given id against
+    the log (re-apply erasures after restoring a backup, answer the listener), and nobody
+    without it can. The key is derived from the API's JWT secret under a label of its own
+    until the settings grow a dedicated one.
+    """
+    secret = settings.api.jwt_secret.get_secret_value().encode()
+    key = hmac.new(secret, _SUBJECT_KEY_LABEL, hashlib.sha256).digest()
+    return hmac.new(key, user_id.encode(), hashlib.sha256).hexdigest()
+
+
+def erasures(settings: Settings) -> list[dict[str, Any]]:
+    """The erasure log, oldest first."""
+    delta = _open(ERASURES, settings)
+    if delta is None:
+        return []
+    return sorted(delta.to_pyarrow_table().to_pylist(), key=lambda r: r["erased_at"])
+
+
+def _open(table: Table, settings: Settings) -> DeltaTable | None:
+    options = settings.lake.storage_options or None
+    path = table.path(settings)
+    if not DeltaTable.is_deltatable(path, storage_options=options):
+        return None
+    return DeltaTable(path, storage_options=options)
+
+
+def _filesystem(delta: DeltaTable) -> tuple[pafs.FileSystem, str]:
+    """A pyarrow filesystem and root path for the table's files (local or object store;
+    object stores take their credentials from the environment)."""
+    uri = delta.table_uri
+    filesystem, root = pafs.FileSystem.from_uri(uri)
+    return filesystem, root.rstrip("/")
+
+
+def _jsonable(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: v.isoformat() if isinstance(v, datetime | date) else v for k, v in row.items()}
+
+
+def describe(erasure: Erasure) -> dict[str, Any]:
+    """A JSON-ready summary (no file paths' contents, no user id)."""
+    summary = asdict(erasure)
+    summary["erased_at"] = erasure.erased_at.isoformat()
+    return summary

@@ -1,0 +1,205 @@
+"""Erasure and export of one listener in the lake (delta-rs only, no services).
+
+Bronze is written by the ingestion job's own writer, in several commits, then compacted, so
+the listener's rows sit in live files, in tombstoned files and in the log's statistics.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from deltalake import DeltaTable
+
+from encore.settings import Settings
+from encore.tables import ERASURES, PLAY_EVENTS, PLAY_EVENTS_REJECTED
+from pipelines.ingest.delta_sink import OffsetTiedWriter, app_id
+from pipelines.lake import privacy
+
+ALICE, ZOE, CAROL = "listener-alice-7f3a", "listener-zoe-42c9", "listener-carol-9e1d"
+# ZOE sorts last: she is the max of user_id in every file, so the log's statistics name her
+TOPIC = "play-events"
+
+
+@pytest.fixture()
+def settings(tmp_path: Path) -> Settings:
+    return Settings(home=tmp_path, lake={"root": str(tmp_path / "lake")})
+
+
+def plays(offsets: range, day: date) -> dict[str, list]:
+    users = [(ALICE, ZOE, CAROL)[o % 3] for o in offsets]
+    start = datetime.combine(day, datetime.min.time(), UTC) + timedelta(hours=20)
+    starts = [start + timedelta(minutes=o) for o in offsets]
+    n = len(users)
+    return {
+        "event_id": [f"00000000-0000-4000-8000-{o:012d}" for o in offsets],
+        "user_id": users,
+        "song_id": [f"song-{o % 5}" for o in offsets],
+        "start_time": starts,
+        "end_time": [s + timedelta(minutes=3) for s in starts],
+        "ms_played": [180_000] * n,
+        "event_type": ["complete"] * n,
+        "device_type": ["mobile"] * n,
+        "country_code": ["DE"] * n,
+        "schema_version": [1] * n,
+        "event_date": [day] * n,
+        "kafka_partition": [0] * n,
+        "kafka_offset": list(offsets),
+        "ingested_at": [start] * n,
+    }
+
+
+def dead_letters(payloads: list[str], first_offset: int) -> dict[str, list]:
+    now = datetime(2026, 11, 23, 21, 0, tzinfo=UTC)
+    n = len(payloads)
+    return {
+        "raw_payload": payloads,
+        "reason": ["event_type: not one of play|skip|complete|like"] * n,
+        "topic": [TOPIC] * n,
+        "kafka_partition": [1] * n,
+        "kafka_offset": list(range(first_offset, first_offset + n)),
+        "rejected_at": [now] * n,
+        "rejected_date": [now.date()] * n,
+    }
+
+
+def bad_event(user_id: str, n: int) -> str:
+    return json.dumps({"event_id": f"e-{user_id}-{n}", "user_id": user_id, "event_type": "x"})
+
+
+UNATTRIBUTABLE = ["not json {", json.dumps([1, 2]), json.dumps({"song_id": "s"})]
+
+
+def write_bronze(settings: Settings) -> None:
+    """Three users, several commits and files; compaction leaves tombstoned small files."""
+    writer = OffsetTiedWriter(PLAY_EVENTS, settings, TOPIC)
+    writer.write(plays(range(0, 6), date(2026, 11, 22)))
+    writer.write(plays(range(6, 12), date(2026, 11, 23)))
+    writer.write(plays(range(12, 18), date(2026, 11, 22)))
+    DeltaTable(PLAY_EVENTS.path(settings)).optimize.compact()
+    writer = OffsetTiedWriter(PLAY_EVENTS, settings, TOPIC)  # a restarted job
+    writer.write(plays(range(18, 24), date(2026, 11, 23)))
+
+    rejected = OffsetTiedWriter(PLAY_EVENTS_REJECTED, settings, TOPIC)
+    rejected.write(dead_letters([bad_event(u, 0) for u in (ALICE, ZOE, CAROL)], 0))
+    rejected.write(dead_letters([*UNATTRIBUTABLE, bad_event(ZOE, 1), bad_event(CAROL, 1)], 3))
+
+
+def rows(settings: Settings, table, key: str) -> list[dict]:
+    data = DeltaTable(table.path(settings)).to_pyarrow_table().to_pylist()
+    return sorted(data, key=lambda r: r[key])
+
+
+def files_mentioning(root: Path, needle: str) -> list[str]:
+    """Every file under ``root`` whose raw bytes, or decoded content, contain ``needle``."""
+    found = []
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        contents = [path.read_bytes().decode("latin-1")]
+        if path.suffix == ".parquet":  # compressed pages: decode them too
+            parquet = pq.ParquetFile(path)
+            contents += [str(parquet.read().to_pylist()), str(parquet.metadata.to_dict())]
+            contents += [str(parquet.metadata.row_group(0).to_dict())]
+        elif path.suffix == ".json":
+            contents.append(str([json.loads(line) for line in path.read_text().splitlines()]))
+        if any(needle in c for c in contents):
+            found.append(str(path.relative_to(root)))
+    return found
+
+
+def test_forget_removes_every_trace_and_keeps_everyone_else(settings: Settings) -> None:
+    write_bronze(settings)
+    lake = Path(settings.lake_root)
+    plays_before = rows(settings, PLAY_EVENTS, "event_id")
+    rejected_before = rows(settings, PLAY_EVENTS_REJECTED, "kafka_offset")
+    # the scan can fail: before, the id is in data files, tombstones and the log's stats
+    mentioning = files_mentioning(lake, ZOE)
+    assert any("_delta_log" in f for f in mentioning)
+    assert any(f.endswith(".parquet") and "_delta_log" not in f for f in mentioning)
+
+    exported = privacy.export(settings, ZOE)
+    assert sorted(r["event_id"] for r in exported["tables"]["bronze.play_events"]) == [
+        r["event_id"] for r in plays_before if r["user_id"] == ZOE
+    ]
+    assert sorted(r["raw_payload"] for r in exported["tables"]["bronze.play_events_rejected"]) == (
+        sorted([bad_event(ZOE, 0), bad_event(ZOE, 1)])
+    )
+    json.dumps(exported)  # JSON-ready as returned
+
+    erasure = privacy.forget(settings, ZOE)
+
+    assert files_mentioning(lake, ZOE) == []
+    assert rows(settings, PLAY_EVENTS, "event_id") == [
+        r for r in plays_before if r["user_id"] != ZOE
+    ]
+    assert rows(settings, PLAY_EVENTS_REJECTED, "kafka_offset") == [
+        r for r in rejected_before if r["raw_payload"] not in (bad_event(ZOE, 0), bad_event(ZOE, 1))
+    ]
+    by_table = {t.table: t for t in erasure.tables}
+    assert by_table["bronze.play_events"].rows_deleted == 8
+    assert by_table["bronze.play_events_rejected"].rows_deleted == 2
+    assert by_table["bronze.play_events_rejected"].rows_unattributed == len(UNATTRIBUTABLE)
+    assert erasure.files_removed > 0
+    for erased in erasure.tables:
+        for path in erased.files_removed:
+            assert not (lake / erased.table.replace(".", "/") / path).exists()
+    # the DELETE's three inputs, and the two small files compaction had replaced: they
+    # still held her rows
+    assert len(by_table["bronze.play_events"].files_removed) == 3 + 2
+
+    # the ingestion job's exactly-once bookkeeping survives the log compaction
+    table = DeltaTable(PLAY_EVENTS.path(settings))
+    assert table.transaction_version(app_id(TOPIC, 0)) == 23
+    assert (
+        OffsetTiedWriter(PLAY_EVENTS, settings, TOPIC).write(
+            plays(range(20, 27), date(2026, 11, 23))
+        )
+        == 3
+    )
+    table.update_incremental()
+    table.vacuum(retention_hours=0, enforce_retention_duration=False, dry_run=False)
+    assert DeltaTable(PLAY_EVENTS.path(settings)).to_pyarrow_table().num_rows == 16 + 3
+
+    log = privacy.erasures(settings)
+    assert len(log) == 1
+    assert log[0]["request_id"] == erasure.request_id
+    assert log[0]["subject_hmac"] == privacy.subject_hmac(settings, ZOE)
+    assert log[0]["tables_touched"] == "bronze.play_events,bronze.play_events_rejected"
+    assert (log[0]["rows_deleted"], log[0]["rows_unattributed"]) == (10, 3)
+    assert ZOE not in json.dumps(log, default=str)
+
+
+def test_forgetting_twice_finds_nothing_the_second_time(settings: Settings) -> None:
+    write_bronze(settings)
+    privacy.forget(settings, CAROL)
+    again = privacy.forget(settings, CAROL)
+    assert again.rows_deleted == 0 and again.files_removed == 0
+    assert [r["tables_touched"] for r in privacy.erasures(settings)] == [
+        "bronze.play_events,bronze.play_events_rejected",
+        "",
+    ]
+    assert privacy.export(settings, CAROL)["tables"] == {
+        "bronze.play_events": [],
+        "bronze.play_events_rejected": [],
+    }
+
+
+def test_unparseable_dead_letters_are_left_alone_and_counted(settings: Settings) -> None:
+    garbled = f'{{"user_id": "{ALICE}", "song_'  # truncated: nobody can be sure whose it is
+    OffsetTiedWriter(PLAY_EVENTS_REJECTED, settings, TOPIC).write(
+        dead_letters([garbled, "plain garbage", bad_event(ALICE, 0)], 0)
+    )
+    erasure = privacy.forget(settings, ALICE)
+    (rejected,) = erasure.tables
+    assert (rejected.rows_deleted, rejected.rows_unattributed) == (1, 2)
+    assert rejected.unattributed_mentioning_user == 1
+    payloads = [r["raw_payload"] for r in rows(settings, PLAY_EVENTS_REJECTED, "kafka_offset")]
+    assert payloads == [garbled, "plain garbage"]
+
+
+def test_the_erasure_log_is_not_a_user_level_table() -> None:
+    names = [t.qualified_name for t in privacy.user_level_tables()]
+    assert ERASURES.qualified_name not in names
+    assert {PLAY_EVENTS.qualified_name, PLAY_EVENTS_REJECTED.qualified_name} <= set(names)
