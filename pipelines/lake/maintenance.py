@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -72,6 +73,7 @@ class TableMaintenance:
     stored_after: FileCount | None = None
     zordered_partitions: list[str] = field(default_factory=list)
     compacted_files_removed: int = 0
+    """Files compaction rewrote (in a dry run: the small files it would rewrite)."""
     compacted_files_added: int = 0
     vacuumed_files: int = 0
     checkpoint_version: int | None = None
@@ -110,7 +112,9 @@ class MaintenanceReport:
                     count(t.active_before, t.active_after, "bytes"),
                     count(t.stored_before, t.stored_after, "files"),
                     _listed(t.zordered_partitions),
-                    f"{t.compacted_files_removed} -> {t.compacted_files_added}",
+                    f"{t.compacted_files_removed} small"
+                    if self.dry_run
+                    else f"{t.compacted_files_removed} -> {t.compacted_files_added}",
                     str(t.vacuumed_files),
                     f"{t.seconds:.1f}",
                 )
@@ -180,6 +184,7 @@ def _maintain_table(
     days = _days_to_zorder(table, delta, now)
     if dry_run:
         result.zordered_partitions = [f"{table.partition_by[0]}={d}" for d in days]
+        result.compacted_files_removed = _small_files_to_pack(table, delta, target_bytes)
         result.vacuumed_files = len(_existing(storage, _vacuum_candidates(delta, retention)))
         result.seconds = time.perf_counter() - started
         return result
@@ -253,6 +258,17 @@ def _days_to_zorder(table: Table, delta: DeltaTable, now: datetime) -> list[date
         if datetime.fromtimestamp(written / 1000, UTC) < day_end:
             due.add(day)
     return sorted(due)
+
+
+def _small_files_to_pack(table: Table, delta: DeltaTable, target_bytes: int) -> int:
+    """Files compaction would rewrite: those below the target, where a partition has two."""
+    actions = delta.get_add_actions(flatten=True)
+    keys = [actions.column(f"partition.{c}").to_pylist() for c in table.partition_by]
+    sizes = actions.column("size_bytes").to_pylist()
+    small = Counter(
+        tuple(k[i] for k in keys) for i, size in enumerate(sizes) if size < target_bytes
+    )
+    return sum(n for n in small.values() if n > 1)
 
 
 def _active_files(delta: DeltaTable) -> FileCount:

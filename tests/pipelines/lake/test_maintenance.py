@@ -181,10 +181,13 @@ def test_dry_run_changes_nothing(tmp_path: Path) -> None:
         stream.commit(TODAY)
     version = DeltaTable(PLAY_EVENTS.path(settings)).version()
 
-    (result,) = maintain(settings, [BRONZE], dry_run=True, now=LATER).tables
+    report = maintain(settings, [BRONZE], dry_run=True, now=LATER)
+    (result,) = report.tables
 
     assert result.zordered_partitions == [f"event_date={TODAY}"]
     assert result.active_before.files == 4 and result.active_after is None
+    assert result.compacted_files_removed == 4
+    assert "4 small" in report.rows()[0]
     assert DeltaTable(PLAY_EVENTS.path(settings)).version() == version
     assert len(data_files_on_disk(settings)) == 4
 
