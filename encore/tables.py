@@ -22,7 +22,8 @@ if TYPE_CHECKING:
     from encore.settings import Settings
 
 DType = Literal["string", "int", "long", "double", "boolean", "date", "timestamp"]
-Layer = Literal["bronze", "silver", "gold", "dims"]
+Layer = Literal["bronze", "silver", "gold", "dims", "ops"]
+"""``ops`` holds the lake's own records (the build audit), not listeners' or catalog data."""
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,8 @@ class Table:
     columns: tuple[Column, ...]
     writer: str
     partition_by: tuple[str, ...] = ()
+    key: tuple[str, ...] = ()
+    """Columns that identify a row (a MERGE's match, a uniqueness check); empty: none."""
     description: str = ""
     extra: dict = field(default_factory=dict)
 
@@ -143,9 +146,122 @@ TRENDING_SONGS = Table(
     ),
 )
 
+# The dimensions: snapshots of the catalog and accounts in PostgreSQL (pipelines/lake/dims.py).
+# ``extra["source_table"]`` names the PostgreSQL table; column names are its columns' names,
+# and the job selects exactly these, nothing more.
+_DIMS_WRITER = "pipelines.lake.dims"
+
+DIM_ARTISTS = Table(
+    layer="dims",
+    name="artists",
+    writer=_DIMS_WRITER,
+    extra={"source_table": "artists"},
+    key=("artist_id",),
+    description="Every catalog artist, as PostgreSQL holds it now.",
+    columns=(
+        Column("artist_id", "string", False),
+        Column("name", "string", False),
+        Column("popularity", "double", False, "the catalog's relative popularity"),
+        Column("created_at", "timestamp", False, "when the catalog row was created"),
+        Column("updated_at", "timestamp", False, "when the catalog row last changed"),
+    ),
+)
+
+DIM_ALBUMS = Table(
+    layer="dims",
+    name="albums",
+    writer=_DIMS_WRITER,
+    extra={"source_table": "albums"},
+    key=("album_id",),
+    description="Every catalog album, as PostgreSQL holds it now.",
+    columns=(
+        Column("album_id", "string", False),
+        Column("artist_id", "string", False),
+        Column("title", "string", False),
+        Column("release_year", "int"),
+        Column("created_at", "timestamp", False),
+        Column("updated_at", "timestamp", False),
+    ),
+)
+
+DIM_SONGS = Table(
+    layer="dims",
+    name="songs",
+    writer=_DIMS_WRITER,
+    extra={"source_table": "songs"},
+    key=("song_id",),
+    description="Every catalog song, as PostgreSQL holds it now.",
+    columns=(
+        Column("song_id", "string", False),
+        Column("title", "string", False),
+        Column("artist_id", "string", False),
+        Column("album_id", "string", False),
+        Column("track_number", "int"),
+        Column("genre", "string", False),
+        Column("duration_ms", "int", False, "length of the song; silver's 'completed' needs it"),
+        Column("release_date", "date"),
+        Column("explicit", "boolean", False),
+        Column("popularity", "double", False),
+        Column("created_at", "timestamp", False),
+        Column("updated_at", "timestamp", False),
+    ),
+)
+
+DIM_USERS = Table(
+    layer="dims",
+    name="users",
+    writer=_DIMS_WRITER,
+    extra={"source_table": "accounts"},
+    key=("user_id",),
+    description=(
+        "Every listener account: no credentials, no e-mail, no username (the lake needs "
+        "none of them, and holds less to erase)."
+    ),
+    columns=(
+        Column("user_id", "string", False),
+        Column("country", "string", True, "ISO 3166-1 alpha-2, as the listener gave it"),
+        Column("subscription_plan", "string", False, "free | premium | family | student"),
+        Column("allow_explicit", "boolean", False),
+        Column("created_at", "timestamp", False, "when the account was registered"),
+    ),
+)
+
+JOB_RUNS = Table(
+    layer="ops",
+    name="job_runs",
+    writer="pipelines.lake.audit",
+    description="The build audit: one row per table a lake job wrote, per run (append only).",
+    columns=(
+        Column("run_id", "string", False, "one `encore lake build` (or one job run) invocation"),
+        Column("job", "string", False, "the job's name in the build's job list"),
+        Column("table_name", "string", False, "layer.name of the table written"),
+        Column("day", "date", False, "the day the job ran for"),
+        Column("delta_version", "long", False, "the table's version after the run"),
+        Column("rows_in", "long", False, "rows the job read from its sources for this table"),
+        Column("rows_out", "long", False, "rows the table holds for the day after the run"),
+        Column("seconds", "double", False, "wall time spent on this table"),
+        Column("finished_at", "timestamp", False),
+    ),
+)
+
 TABLES: dict[str, Table] = {
-    t.qualified_name: t for t in (PLAY_EVENTS, PLAY_EVENTS_REJECTED, TRENDING_SONGS)
+    t.qualified_name: t
+    for t in (
+        PLAY_EVENTS,
+        PLAY_EVENTS_REJECTED,
+        TRENDING_SONGS,
+        DIM_ARTISTS,
+        DIM_ALBUMS,
+        DIM_SONGS,
+        DIM_USERS,
+        JOB_RUNS,
+    )
 }
+
+
+def tables_in(layer: Layer) -> list[Table]:
+    """The registry's tables of one layer, in registry order."""
+    return [t for t in TABLES.values() if t.layer == layer]
 
 
 def get_table(qualified_name: str) -> Table:

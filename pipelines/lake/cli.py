@@ -8,6 +8,59 @@ lake_app = typer.Typer(help="The lake's batch jobs and maintenance.", no_args_is
 privacy_app = typer.Typer(help="Listeners' data in the lake: erase, export.", no_args_is_help=True)
 
 
+@lake_app.command("build")
+def build(
+    from_day: str | None = typer.Option(
+        None, "--from", help="First day (YYYY-MM-DD); default: the last day."
+    ),
+    to_day: str | None = typer.Option(
+        None, "--to", help="Last day (YYYY-MM-DD); default: today (UTC)."
+    ),
+) -> None:
+    """Build or backfill the lake's tables for a range of days, job by job, with progress."""
+    from datetime import UTC, date, datetime
+
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    from encore.engines import create_spark_session
+    from encore.errors import EncoreError
+    from encore.settings import get_settings
+    from pipelines.lake import audit
+
+    console = Console(stderr=True)
+    try:
+        end = date.fromisoformat(to_day) if to_day else datetime.now(UTC).date()
+        start = date.fromisoformat(from_day) if from_day else end
+        plan = audit.build_plan(start, end)
+    except (ValueError, EncoreError) as error:
+        console.print(f"[red]error:[/red] {escape(str(error))}", soft_wrap=True)
+        raise typer.Exit(code=1) from None
+    settings = get_settings()
+    columns = ("{task.description}", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console) as bar:
+        task = bar.add_task(f"lake build {start} .. {end}", total=len(plan))
+
+        def report(step: audit.Step, records: list[audit.RunRecord]) -> None:
+            for r in records:
+                bar.console.print(
+                    f"  {step.job.name} {r.day} {r.table}: v{r.delta_version}, "
+                    f"{r.rows_in:,} in, {r.rows_out:,} out, {r.seconds:.1f} s"
+                )
+            bar.advance(task)
+
+        try:
+            spark = create_spark_session(settings, "encore-lake-build")
+            try:
+                audit.build(spark, settings, plan, on_step=report)
+            finally:
+                spark.stop()
+        except EncoreError as error:
+            console.print(f"[red]error:[/red] {escape(str(error))}", soft_wrap=True)
+            raise typer.Exit(code=1) from None
+
+
 @lake_app.command("maintain")
 def maintain(
     table: list[str] | None = typer.Option(

@@ -1,0 +1,223 @@
+"""The dimensions job and the build audit, against real PostgreSQL, Spark and Delta.
+
+A fresh database holds a small synthetic catalog and two accounts (with e-mails and password
+hashes); the dims tables must equal it column for column, hold no credentials, stay equal
+through a second run, follow changes (an update, a deletion, a new account), and every run
+must append its records to ``ops.job_runs``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import psycopg
+import pytest
+from deltalake import DeltaTable
+
+from encore.engines import create_spark_session
+from encore.errors import ConfigurationError
+from encore.settings import Settings
+from encore.tables import DIM_USERS, JOB_RUNS, TABLES, Table, tables_in
+from pipelines.lake import audit
+from pipelines.lake.dims import jdbc_source
+from streaming_api.catalog.load import load_catalog
+from tests.conftest import fresh_database
+
+DAY = date(2026, 11, 30)
+CREDENTIALS = {"password_hash", "email", "username"}
+
+
+def insert_account(settings: Settings, user_id: str, country: str | None, plan: str) -> None:
+    with psycopg.connect(settings.postgres.effective_dsn, autocommit=True) as connection:
+        connection.execute(
+            "INSERT INTO accounts (user_id, username, password_hash, created_at, email, "
+            "country, subscription_plan, allow_explicit) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, false)",
+            (
+                user_id,
+                f"name-of-{user_id}",
+                f"scrypt$secret-hash-of-{user_id}",
+                datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC),
+                f"{user_id}@mail.example",
+                country,
+                plan,
+            ),
+        )
+
+
+def source_rows(settings: Settings, table: Table) -> list[tuple]:
+    """The source table's rows, the dims table's columns, sorted by key."""
+    columns = ", ".join(table.column_names)
+    order = ", ".join(table.key)
+    with psycopg.connect(settings.postgres.effective_dsn) as connection:
+        return connection.execute(
+            f"SELECT {columns} FROM {table.extra['source_table']} ORDER BY {order}"
+        ).fetchall()
+
+
+def lake_rows(settings: Settings, table: Table) -> list[tuple]:
+    """The Delta table's rows, read with delta-rs (not the engine that wrote them)."""
+    data = DeltaTable(table.path(settings)).to_pyarrow_table()
+    assert data.column_names == table.column_names
+    rows = [tuple(row[c] for c in table.column_names) for row in data.to_pylist()]
+    return sorted(rows, key=lambda row: row[: len(table.key)])
+
+
+def data_files(settings: Settings, table: Table) -> set[str]:
+    return set(DeltaTable(table.path(settings)).file_uris())
+
+
+def assert_dims_equal_database(settings: Settings) -> None:
+    for table in tables_in("dims"):
+        assert lake_rows(settings, table) == source_rows(settings, table), table.qualified_name
+
+
+# -- no services --------------------------------------------------------------------------
+
+
+def test_the_registry_declares_what_the_dims_job_needs():
+    dims = tables_in("dims")
+    assert [t.name for t in dims] == ["artists", "albums", "songs", "users"]
+    for table in TABLES.values():
+        assert set(table.key) <= set(table.column_names), table.qualified_name
+    for table in dims:
+        assert table.key and table.extra.get("source_table"), table.qualified_name
+    assert not CREDENTIALS & set(DIM_USERS.column_names)
+
+
+def test_the_jdbc_url_never_carries_the_password(tmp_path: Path):
+    settings = Settings(
+        home=tmp_path,
+        postgres={
+            "dsn": "postgresql+psycopg://ana:s3cr%40t@db.internal:6543/encore?sslmode=require"
+        },
+    )
+    url, properties = jdbc_source(settings)
+    assert url == "jdbc:postgresql://db.internal:6543/encore"
+    assert properties["user"] == "ana"
+    assert properties["password"] == "s3cr@t"
+    assert properties["sslmode"] == "require"
+    assert properties["driver"] == "org.postgresql.Driver"
+
+
+def test_the_build_plan_runs_each_job_over_the_range_in_job_order():
+    snapshot = audit.Job("snap", "x:y", snapshot=True)
+    daily = audit.Job("daily", "x:y")
+    plan = audit.build_plan(date(2026, 1, 30), date(2026, 2, 1), (snapshot, daily))
+    assert [(s.job.name, s.day) for s in plan] == [
+        ("snap", date(2026, 2, 1)),
+        ("daily", date(2026, 1, 30)),
+        ("daily", date(2026, 1, 31)),
+        ("daily", date(2026, 2, 1)),
+    ]
+    assert audit.JOBS[0].name == "dims"
+    with pytest.raises(ConfigurationError, match="starts after it ends"):
+        audit.build_plan(date(2026, 2, 2), date(2026, 2, 1))
+
+
+# -- PostgreSQL, Spark, Delta -------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def spark(platform: Settings) -> Iterator:
+    session = create_spark_session(platform, "test-lake-dims")
+    yield session
+    session.stop()
+
+
+@pytest.fixture()
+def dims_settings(platform: Settings, tmp_path: Path) -> Settings:
+    settings = fresh_database(platform, "lake_dims")
+    settings = settings.model_copy(
+        update={"lake": settings.lake.model_copy(update={"root": str(tmp_path / "lake")})}
+    )
+    load_catalog(settings, artists=5, songs_per_artist=3)
+    insert_account(settings, "u-ana", "PT", "premium")
+    insert_account(settings, "u-bo", None, "free")
+    return settings
+
+
+@pytest.mark.integration
+@pytest.mark.spark
+def test_dims_copy_the_database_twice_alike_and_follow_its_changes(spark, dims_settings):
+    settings = dims_settings
+    plan = audit.build_plan(DAY, DAY)
+
+    first = audit.build(spark, settings, plan)
+    assert_dims_equal_database(settings)
+    assert all(source_rows(settings, t) for t in tables_in("dims"))  # none trivially equal
+    assert not CREDENTIALS & set(DeltaTable(DIM_USERS.path(settings)).schema().to_arrow().names)
+    content = {t.qualified_name: lake_rows(settings, t) for t in tables_in("dims")}
+    for record in first:
+        count = len(content[record.table])
+        assert (record.day, record.rows_in, record.rows_out) == (DAY, count, count)
+
+    files = {t.qualified_name: data_files(settings, t) for t in tables_in("dims")}
+    second = audit.build(spark, settings, plan)
+    assert {t.qualified_name: lake_rows(settings, t) for t in tables_in("dims")} == content
+    # nothing changed, so nothing was committed and no data file was rewritten
+    assert {t.qualified_name: data_files(settings, t) for t in tables_in("dims")} == files
+    assert [r.delta_version for r in second] == [r.delta_version for r in first]
+
+    runs = audit.read_runs(settings).to_pylist()
+    assert len(runs) == 8
+    assert [r["table_name"] for r in runs[:4]] == [t.qualified_name for t in tables_in("dims")]
+    assert len({r["run_id"] for r in runs}) == 2
+    assert {r["job"] for r in runs} == {"dims"}
+    assert DeltaTable(JOB_RUNS.path(settings)).schema().to_arrow().names == JOB_RUNS.column_names
+
+    with psycopg.connect(settings.postgres.effective_dsn, autocommit=True) as connection:
+        song_id = connection.execute("SELECT min(song_id) FROM songs").fetchone()[0]
+        connection.execute(
+            "UPDATE songs SET title = 'Renamed', genre = 'jazz' WHERE song_id = %s", (song_id,)
+        )
+        connection.execute("UPDATE accounts SET country = 'BR' WHERE user_id = 'u-bo'")
+        connection.execute("DELETE FROM accounts WHERE user_id = 'u-ana'")
+    insert_account(settings, "u-cy", "JP", "student")
+    third = audit.build(spark, settings, plan)
+    assert_dims_equal_database(settings)
+    users = {row[0]: row for row in lake_rows(settings, DIM_USERS)}
+    assert set(users) == {"u-bo", "u-cy"} and users["u-bo"][1] == "BR"
+    versions = {
+        r.table: r.delta_version - before.delta_version
+        for r, before in zip(third, second, strict=True)
+    }
+    assert versions == {"dims.artists": 0, "dims.albums": 0, "dims.songs": 1, "dims.users": 1}
+    assert len(audit.read_runs(settings)) == 12
+
+
+@pytest.mark.integration
+@pytest.mark.spark
+def test_the_build_command_reports_each_table_and_refuses_a_reversed_range(
+    spark, dims_settings, monkeypatch
+):
+    """Last in the module: the command stops the Spark session it gets (the module's)."""
+    from typer.testing import CliRunner
+
+    from encore.cli import app
+    from encore.settings import get_settings
+
+    monkeypatch.setenv("ENCORE_POSTGRES__DATABASE", dims_settings.postgres.database)
+    monkeypatch.setenv("ENCORE_LAKE__ROOT", dims_settings.lake.root)
+    monkeypatch.setenv("COLUMNS", "200")
+    get_settings.cache_clear()
+    try:
+        reversed_range = CliRunner().invoke(
+            app, ["lake", "build", "--from", "2026-02-02", "--to", "2026-02-01"]
+        )
+        result = CliRunner().invoke(
+            app, ["lake", "build", "--from", "2026-01-30", "--to", "2026-02-01"]
+        )
+    finally:
+        get_settings.cache_clear()
+    assert reversed_range.exit_code == 1
+    assert "starts after it ends: 2026-02-02 > 2026-02-01" in reversed_range.output
+    assert result.exit_code == 0, result.output
+    for table in tables_in("dims"):
+        assert f"dims 2026-02-01 {table.qualified_name}: v1," in result.output
+    runs = audit.read_runs(dims_settings).to_pylist()
+    assert [(r["table_name"], r["day"]) for r in runs] == [
+        (t.qualified_name, date(2026, 2, 1)) for t in tables_in("dims")
+    ]
