@@ -95,6 +95,9 @@ PLAY_EVENTS = Table(
     writer="the Flink ingestion job",
     partition_by=("event_date",),
     description="Every valid play event exactly once (deduplicated by event_id).",
+    # closed days are Z-ordered by `encore lake maintain`: one song's or one listener's plays
+    # then sit in few files (top songs, skip rates, erasure, export)
+    extra={"zorder_by": ("song_id", "user_id")},
     columns=(
         Column("event_id", "string", False, "UUID of the event, the deduplication key"),
         Column("user_id", "string", False),
