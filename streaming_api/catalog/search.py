@@ -23,11 +23,12 @@ it (the engine's ``pool_pre_ping`` adds its own ``;`` on checkout).
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import text
+from sqlalchemy import TextClause, text
 from sqlalchemy.engine import Engine
 
 from encore.errors import ContractError
@@ -241,6 +242,12 @@ def search_parameters(q: str, limit: int, offset: int) -> dict[str, object]:
     }
 
 
+@functools.cache
+def _compiled(types: tuple[str, ...]) -> TextClause:
+    """The statement for these types, built and parsed once (at most seven exist)."""
+    return text(search_statement(types))
+
+
 def search(
     engine: Engine, q: str, types: Iterable[str] = SEARCH_TYPES, limit: int = 20, offset: int = 0
 ) -> dict[str, ResultPage]:
@@ -256,7 +263,7 @@ def search(
         raise ContractError(f"limit must be between 1 and {MAX_LIMIT}; got {limit}")
     if not 0 <= offset <= MAX_OFFSET:
         raise ContractError(f"offset must be between 0 and {MAX_OFFSET}; got {offset}")
-    statement = text(search_statement(types))
+    statement = _compiled(types)
     with reading(engine) as connection:
         rows = connection.execute(statement, search_parameters(q, limit, offset)).all()
     totals = {row.kind: row.total for row in rows if row.ordinal == 0}
