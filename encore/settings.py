@@ -187,6 +187,20 @@ class LakeSettings(Section):
     and readers of older versions need them until then)."""
     target_file_mb: Positive = 128
     """Compaction's target file size."""
+    session_gap_minutes: Positive = 30
+    """``silver.sessions``: a listener's next play after this much silence starts a session."""
+    completed_min_ms: Positive = 30_000
+    """``silver.plays.completed``: at least this long played, or at least half the song."""
+    top_songs_window_days: Positive = 28
+    """``gold.artist_top_songs``: the rolling window counted, ending on the built day."""
+    top_songs_per_artist: Positive = 10
+    """Songs kept (and published to PostgreSQL) per artist."""
+    late_lookback_days: NonNegative = 7
+    """``encore lake build`` also rebuilds earlier days, up to this many back, whose bronze
+    partition received events after their last build (late or replayed events)."""
+    pseudonym_secret: SecretStr = SecretStr("dev-lake-pseudonym-secret-change-me-32b")
+    """HMAC key of the ``listener_key`` pseudonyms in analytics tables (they carry no raw
+    user ids) and of the erasure log's subject; refused outside development while default."""
 
 
 class SparkSettings(Section):

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
+from encore.checks import Check, InRange, KnownTo, NotNull, OneOf, Unique
 from encore.errors import NotFoundError
 
 if TYPE_CHECKING:
@@ -22,8 +23,9 @@ if TYPE_CHECKING:
     from encore.settings import Settings
 
 DType = Literal["string", "int", "long", "double", "boolean", "date", "timestamp"]
-Layer = Literal["bronze", "silver", "gold", "dims", "ops"]
-"""``ops`` holds the lake's own records (the build audit), not listeners' or catalog data."""
+Layer = Literal["bronze", "silver", "gold", "dims", "training", "ops"]
+"""``ops`` holds the lake's own records (the build audit, quality results, erasures), not
+listeners' or catalog data; ``training`` holds the recommenders' inputs."""
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,14 @@ class Table:
     """Columns that identify a row (a MERGE's match, a uniqueness check); empty: none."""
     description: str = ""
     extra: dict = field(default_factory=dict)
+    checks: tuple[Check, ...] = ()
+    """Data-quality checks run on every day's rows before they are written (encore.checks)."""
+
+    @property
+    def day_column(self) -> str | None:
+        """The partition column a daily job replaces (its first ``date`` partition), if any."""
+        types = {c.name: c.dtype for c in self.columns}
+        return next((p for p in self.partition_by if types.get(p) == "date"), None)
 
     @property
     def qualified_name(self) -> str:
@@ -247,6 +257,315 @@ JOB_RUNS = Table(
     ),
 )
 
+# -- silver: bronze cleaned and joined (pipelines/lake/silver.py) -----------------------------
+
+EVENT_TYPES = ("play", "skip", "complete", "like")
+DEVICE_TYPES_NOTE = "as the client reported it (mobile, desktop, web, tablet, smart_speaker...)"
+
+SILVER_PLAYS = Table(
+    layer="silver",
+    name="plays",
+    writer="pipelines.lake.silver",
+    partition_by=("event_date",),
+    key=("event_id",),
+    description=(
+        "Bronze de-duplicated over all history by event_id (the first arrival wins), joined to "
+        "the dimensions; a play of an unknown song is kept with song_known false."
+    ),
+    columns=(
+        Column("event_id", "string", False),
+        Column("user_id", "string", False),
+        Column("song_id", "string", False),
+        Column("start_time", "timestamp", False),
+        Column("end_time", "timestamp", False),
+        Column("ms_played", "long", False),
+        Column("event_type", "string", False, "play | skip | complete | like"),
+        Column("device_type", "string", False, DEVICE_TYPES_NOTE),
+        Column("country_code", "string", False),
+        Column("event_date", "date", False, "UTC date of start_time; the partition"),
+        Column("ingested_at", "timestamp", False, "when bronze received it (late-data watermark)"),
+        Column("artist_id", "string", True, "null when the song is unknown"),
+        Column("album_id", "string", True),
+        Column("genre", "string", True),
+        Column("duration_ms", "int", True, "the song's length; null when unknown"),
+        Column("song_known", "boolean", False, "the song is in dims.songs"),
+        Column("user_known", "boolean", False, "the listener is in dims.users"),
+        Column("completed", "boolean", False, "played >= lake.completed_min_ms or half the song"),
+        Column("skipped", "boolean", False, "a skip event, or stopped before completion"),
+        Column("local_hour", "int", False, "hour of start_time in the country's main time zone"),
+    ),
+    checks=(
+        NotNull(("event_id", "user_id", "song_id", "start_time", "event_date")),
+        Unique(("event_id",)),
+        InRange("ms_played", 0, None),
+        InRange("local_hour", 0, 23),
+        OneOf("event_type", EVENT_TYPES),
+        KnownTo("song_id", "dims.songs", "song_id", flag="song_known"),
+        KnownTo("user_id", "dims.users", "user_id", flag="user_known"),
+    ),
+)
+
+SILVER_SESSIONS = Table(
+    layer="silver",
+    name="sessions",
+    writer="pipelines.lake.silver",
+    partition_by=("session_date",),
+    key=("session_id",),
+    description=(
+        "A listener's plays grouped into sessions: a new session after "
+        "lake.session_gap_minutes of silence; a session belongs to the day it started."
+    ),
+    columns=(
+        Column("session_id", "string", False, "hash of user_id and the session's first start"),
+        Column("user_id", "string", False),
+        Column("session_start", "timestamp", False),
+        Column("session_end", "timestamp", False, "the last play's end_time"),
+        Column("session_date", "date", False, "UTC date of session_start; the partition"),
+        Column("length_s", "double", False, "session_end - session_start, seconds"),
+        Column("plays", "long", False),
+        Column("skips", "long", False),
+        Column("completed", "long", False),
+        Column("distinct_songs", "long", False),
+        Column("device_type", "string", False, "the device of most of the session's plays"),
+        Column("country_code", "string", False),
+    ),
+    checks=(
+        NotNull(("session_id", "user_id", "session_start", "session_date")),
+        Unique(("session_id",)),
+        InRange("length_s", 0, None),
+        InRange("plays", 1, None),
+    ),
+)
+
+# -- gold: one writer each (pipelines/lake/gold.py); analytics tables carry no raw user ids ---
+
+_GOLD_WRITER = "pipelines.lake.gold"
+LISTENER_KEY_NOTE = "HMAC-SHA256 pseudonym of the user id under lake.pseudonym_secret (hex)"
+
+DAILY_SONG_PLAYS = Table(
+    layer="gold",
+    name="daily_song_plays",
+    writer=_GOLD_WRITER,
+    partition_by=("day",),
+    key=("day", "country_code", "song_id"),
+    description="Plays per song, country and day.",
+    columns=(
+        Column("day", "date", False),
+        Column("country_code", "string", False),
+        Column("song_id", "string", False),
+        Column("artist_id", "string", True),
+        Column("genre", "string", True),
+        Column("song_known", "boolean", False),
+        Column("plays", "long", False),
+        Column("listeners", "long", False, "distinct listeners"),
+        Column("completed", "long", False),
+        Column("skips", "long", False),
+        Column("ms_played", "long", False),
+    ),
+    checks=(Unique(("day", "country_code", "song_id")), InRange("plays", 1, None)),
+)
+
+ARTIST_TOP_SONGS = Table(
+    layer="gold",
+    name="artist_top_songs",
+    writer=_GOLD_WRITER,
+    partition_by=("day",),
+    key=("day", "artist_id", "song_id"),
+    description=(
+        "Each artist's most played songs over the lake.top_songs_window_days ending on day "
+        "(ties broken by song_id); the latest day is published to PostgreSQL."
+    ),
+    columns=(
+        Column("day", "date", False, "the window's last day"),
+        Column("artist_id", "string", False),
+        Column("song_id", "string", False),
+        Column("rank", "int", False, "1 = most played"),
+        Column("plays", "long", False),
+        Column("listeners", "long", False),
+        Column("window_days", "int", False),
+    ),
+    checks=(Unique(("day", "artist_id", "song_id")), Unique(("day", "artist_id", "rank"))),
+)
+
+USER_DAILY_LISTENING = Table(
+    layer="gold",
+    name="user_daily_listening",
+    writer=_GOLD_WRITER,
+    partition_by=("day",),
+    key=("day", "listener_key"),
+    description="One row per listener and day they played (pseudonymous).",
+    columns=(
+        Column("day", "date", False),
+        Column("listener_key", "string", False, LISTENER_KEY_NOTE),
+        Column("country_code", "string", False, "the country of most of the day's plays"),
+        Column("plays", "long", False),
+        Column("skips", "long", False),
+        Column("completed", "long", False),
+        Column("ms_played", "long", False),
+        Column("distinct_songs", "long", False),
+        Column("distinct_artists", "long", False),
+        Column("sessions", "long", False, "sessions started that day"),
+        Column("top_genre", "string", True),
+    ),
+    checks=(Unique(("day", "listener_key")), InRange("plays", 1, None)),
+)
+
+DAILY_ACTIVE_USERS = Table(
+    layer="gold",
+    name="daily_active_users",
+    writer=_GOLD_WRITER,
+    partition_by=("day",),
+    key=("day", "country_code"),
+    description=(
+        "Distinct listeners over 1, 7 and 28 days ending on day, per country and for all "
+        "countries together (country_code 'ALL': not the sum, a listener counts once)."
+    ),
+    columns=(
+        Column("day", "date", False),
+        Column("country_code", "string", False, "ISO code, or ALL"),
+        Column("dau", "long", False),
+        Column("wau", "long", False),
+        Column("mau", "long", False, "28 days"),
+        Column("new_listeners", "long", False, "first play ever on day"),
+        Column("plays", "long", False),
+        Column("listening_hours", "double", False),
+    ),
+    checks=(Unique(("day", "country_code")), InRange("dau", 0, None)),
+)
+
+RETENTION_COHORTS = Table(
+    layer="gold",
+    name="retention_cohorts",
+    writer=_GOLD_WRITER,
+    partition_by=("day",),
+    key=("day", "cohort_week", "weeks_since"),
+    description=(
+        "Weekly cohorts by first play (weeks start on Monday): of the listeners whose first "
+        "play fell in cohort_week, how many played in each later week, as of day."
+    ),
+    columns=(
+        Column("day", "date", False, "the build day the table is as of"),
+        Column("cohort_week", "date", False, "Monday of the week of the first play"),
+        Column("weeks_since", "int", False, "0 = the cohort's own week"),
+        Column("cohort_size", "long", False),
+        Column("active", "long", False),
+        Column("retention", "double", False, "active / cohort_size"),
+    ),
+    checks=(Unique(("day", "cohort_week", "weeks_since")), InRange("retention", 0, 1)),
+)
+
+COUNTRY_DEVICE_BREAKDOWN = Table(
+    layer="gold",
+    name="country_device_breakdown",
+    writer=_GOLD_WRITER,
+    partition_by=("day",),
+    key=("day", "country_code", "device_type"),
+    description="Plays, listeners and listening time per country and device, per day.",
+    columns=(
+        Column("day", "date", False),
+        Column("country_code", "string", False),
+        Column("device_type", "string", False),
+        Column("plays", "long", False),
+        Column("listeners", "long", False),
+        Column("skips", "long", False),
+        Column("ms_played", "long", False),
+    ),
+    checks=(Unique(("day", "country_code", "device_type")),),
+)
+
+SKIP_RATES = Table(
+    layer="gold",
+    name="skip_rates",
+    writer=_GOLD_WRITER,
+    partition_by=("day",),
+    key=("day", "scope", "subject_id"),
+    description="Skip rate per song and per genre (scope), per day.",
+    columns=(
+        Column("day", "date", False),
+        Column("scope", "string", False, "song | genre"),
+        Column("subject_id", "string", False, "the song id or the genre"),
+        Column("genre", "string", True),
+        Column("plays", "long", False),
+        Column("skips", "long", False),
+        Column("skip_rate", "double", False, "skips / plays"),
+    ),
+    checks=(
+        Unique(("day", "scope", "subject_id")),
+        OneOf("scope", ("song", "genre")),
+        InRange("skip_rate", 0, 1),
+    ),
+)
+
+GENRE_TRENDS = Table(
+    layer="gold",
+    name="genre_trends",
+    writer=_GOLD_WRITER,
+    partition_by=("day",),
+    key=("day", "country_code", "genre"),
+    description=(
+        "Plays per genre, country (and ALL) and day, their share of the day's plays, and the "
+        "change of the last 7 days against the 7 before."
+    ),
+    columns=(
+        Column("day", "date", False),
+        Column("country_code", "string", False, "ISO code, or ALL"),
+        Column("genre", "string", False, "unknown songs count as 'unknown'"),
+        Column("plays", "long", False),
+        Column("listeners", "long", False),
+        Column("share", "double", False, "of the country's plays that day"),
+        Column("plays_7d", "long", False),
+        Column("plays_prev_7d", "long", False),
+        Column("change_7d", "double", True, "plays_7d / plays_prev_7d - 1; null when no base"),
+    ),
+    checks=(Unique(("day", "country_code", "genre")), InRange("share", 0, 1)),
+)
+
+# -- training: the recommenders' inputs (pipelines/lake/training.py) --------------------------
+
+TRAINING_INTERACTIONS = Table(
+    layer="training",
+    name="interactions",
+    writer="pipelines.lake.training",
+    partition_by=("cutoff_date",),
+    key=("cutoff_date", "user_id", "song_id"),
+    description=(
+        "Listener x song weighted counts of every play before the cut-off (the end of "
+        "cutoff_date, UTC); one snapshot per cut-off, so a model names the data it saw."
+    ),
+    columns=(
+        Column("cutoff_date", "date", False, "plays strictly before the next day's 00:00 UTC"),
+        Column("user_id", "string", False),
+        Column("song_id", "string", False),
+        Column("plays", "long", False),
+        Column("completed", "long", False),
+        Column("skips", "long", False),
+        Column("likes", "long", False),
+        Column("weight", "double", False, "the implicit-feedback confidence the models read"),
+        Column("first_played_at", "timestamp", False),
+        Column("last_played_at", "timestamp", False),
+    ),
+    checks=(Unique(("cutoff_date", "user_id", "song_id")), InRange("weight", 0, None)),
+)
+
+QUALITY_RESULTS = Table(
+    layer="ops",
+    name="quality_results",
+    writer="pipelines.lake.quality",
+    description="Every data-quality check run on a table's day, passed or not (append only).",
+    columns=(
+        Column("run_id", "string", False),
+        Column("table_name", "string", False),
+        Column("day", "date", False),
+        Column("check_name", "string", False),
+        Column("passed", "boolean", False),
+        Column("rows_checked", "long", False),
+        Column("failing_rows", "long", False),
+        Column("example", "string", True, "one failing row as JSON (ids pseudonymised)"),
+        Column("checked_at", "timestamp", False),
+    ),
+)
+
+
 TABLES: dict[str, Table] = {
     t.qualified_name: t
     for t in (
@@ -257,7 +576,19 @@ TABLES: dict[str, Table] = {
         DIM_ALBUMS,
         DIM_SONGS,
         DIM_USERS,
+        SILVER_PLAYS,
+        SILVER_SESSIONS,
+        DAILY_SONG_PLAYS,
+        ARTIST_TOP_SONGS,
+        USER_DAILY_LISTENING,
+        DAILY_ACTIVE_USERS,
+        RETENTION_COHORTS,
+        COUNTRY_DEVICE_BREAKDOWN,
+        SKIP_RATES,
+        GENRE_TRENDS,
+        TRAINING_INTERACTIONS,
         JOB_RUNS,
+        QUALITY_RESULTS,
     )
 }
 

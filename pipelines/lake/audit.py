@@ -65,8 +65,23 @@ class Job:
         return getattr(importlib.import_module(module), function)
 
 
-JOBS: tuple[Job, ...] = (Job("dims", "pipelines.lake.dims:run", snapshot=True),)
-"""The build order (see the module docstring); silver and gold join here."""
+JOBS: tuple[Job, ...] = (
+    Job("dims", "pipelines.lake.dims:run", snapshot=True),
+    Job("silver_plays", "pipelines.lake.silver:run_plays"),
+    Job("silver_sessions", "pipelines.lake.silver:run_sessions"),
+    Job("daily_song_plays", "pipelines.lake.gold.songs:run_daily_song_plays"),
+    Job("artist_top_songs", "pipelines.lake.gold.songs:run_artist_top_songs"),
+    Job("skip_rates", "pipelines.lake.gold.songs:run_skip_rates"),
+    Job("genre_trends", "pipelines.lake.gold.songs:run_genre_trends"),
+    Job("user_daily_listening", "pipelines.lake.gold.listeners:run_user_daily_listening"),
+    Job("daily_active_users", "pipelines.lake.gold.listeners:run_daily_active_users"),
+    Job("retention_cohorts", "pipelines.lake.gold.listeners:run_retention_cohorts"),
+    Job("country_device_breakdown", "pipelines.lake.gold.listeners:run_country_device_breakdown"),
+    Job("training_interactions", "pipelines.lake.training:run"),
+    # last: only a build whose every table passed its checks publishes (snapshot: the latest)
+    Job("publish_top_songs", "pipelines.lake.publish:run", snapshot=True),
+)
+"""The build order (see the module docstring)."""
 
 
 @dataclass(frozen=True)

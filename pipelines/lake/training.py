@@ -1,0 +1,1 @@
+"""STUB laid by the lead; its helper fills it."""

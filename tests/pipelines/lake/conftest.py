@@ -1,0 +1,64 @@
+"""Shared fixtures of the lake's batch tests: one local Spark session for the whole test
+session (a JVM start costs ~15 s), a private lake per test, and rows written straight into
+registry tables with delta-rs (as the stream or an earlier job would have written them)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pytest
+from deltalake import DeltaTable, write_deltalake
+
+from encore.engines import create_spark_session
+from encore.settings import Settings
+from encore.tables import Table
+
+
+@pytest.fixture(scope="session")
+def spark(platform: Settings) -> Iterator:
+    """A ``local[2]`` Spark session with Delta, shared by every lake test."""
+    session = create_spark_session(
+        platform.model_copy(
+            update={"spark": platform.spark.model_copy(update={"master": "local[2]"})}
+        ),
+        "encore-lake-tests",
+        {"spark.sql.shuffle.partitions": "2", "spark.databricks.delta.snapshotPartitions": "2"},
+    )
+    yield session
+    session.stop()
+
+
+@pytest.fixture()
+def lake_settings(platform: Settings, tmp_path: Path) -> Settings:
+    """The platform's settings with a lake of the test's own (no other test's tables)."""
+    return platform.model_copy(
+        update={"lake": platform.lake.model_copy(update={"root": str(tmp_path / "lake")})}
+    )
+
+
+def write_rows(
+    settings: Settings, table: Table, rows: Sequence[dict[str, Any]], mode: str = "append"
+) -> None:
+    """Write ``rows`` (dicts keyed by column name; missing nullable columns are null) into
+    ``table`` with its registry schema and partitioning."""
+    schema = table.arrow_schema()
+    full = [{name: row.get(name) for name in schema.names} for row in rows]
+    write_deltalake(
+        table.path(settings),
+        pa.Table.from_pylist(full, schema=schema),
+        mode=mode,
+        partition_by=list(table.partition_by) or None,
+        storage_options=settings.lake.storage_options or None,
+    )
+
+
+def read_rows(settings: Settings, table: Table, sort_by: Sequence[str] = ()) -> list[dict]:
+    """Every row of ``table`` as dicts, sorted by ``sort_by`` (default: the table's key)."""
+    order = list(sort_by or table.key or table.column_names)
+    data = DeltaTable(
+        table.path(settings), storage_options=settings.lake.storage_options or None
+    ).to_pyarrow_table()
+    return data.sort_by([(c, "ascending") for c in order]).to_pylist()
