@@ -145,13 +145,20 @@ def export(
     from pathlib import Path
 
     from rich.console import Console
+    from rich.markup import escape
 
+    from encore.errors import EncoreError
     from encore.settings import get_settings
     from pipelines.lake import privacy
 
-    document = json.dumps(privacy.export(get_settings(), user), indent=2)
+    console = Console(stderr=True)
+    try:
+        document = json.dumps(privacy.export(get_settings(), user), indent=2)
+    except EncoreError as error:
+        console.print(f"[red]error:[/red] {escape(str(error))}", soft_wrap=True)
+        raise typer.Exit(code=1) from None
     if out:
         Path(out).write_text(document + "\n")
-        Console(stderr=True).print(f"wrote {out}")
+        console.print(f"wrote {out}")
     else:
         print(document)

@@ -3,9 +3,16 @@
 Inputs: every registry table (``encore.tables.TABLES``) that holds user-level data, found by
 its columns, so tables added later join without a change here:
 
-- a ``user_id`` column: the listener's rows are those with that id;
+- a ``user_id`` column: the listener's rows are those with that id (bronze, silver,
+  ``training.interactions``);
+- a ``listener_key`` column: the rows with the listener's pseudonym
+  (:func:`pipelines.lake.pseudonyms.listener_key`), as in ``gold.user_daily_listening``;
 - a ``raw_payload`` column (dead letters): rows whose payload parses as a JSON object with that
   ``user_id``; payloads that do not parse cannot be attributed and are left alone, counted.
+
+Aggregate tables with no listener column (songs' daily plays, daily active users, cohorts,
+breakdowns) are left untouched, by design: they hold counts over many listeners, no row
+is one listener's, and an erased listener's contribution to a count is not personal data.
 
 Outputs: ``forget`` deletes those rows (a Delta DELETE per table), physically deletes the files
 that held them (the remove actions of that DELETE, plus older tombstoned files, e.g. left by
@@ -18,13 +25,16 @@ Where the id could survive, and what is done about it:
 - DELETE's commit records its predicate in the log. The predicate here names a salted SHA-256
   of the id (one random salt per request), never the id itself.
 - Every ``add`` action carries column statistics, and min/max of ``user_id`` (or a payload's
-  prefix) can be the listener's id; those actions stay in older commits and checkpoints. So a
-  table whose log mentions the id gets a checkpoint at the erasure's version and loses the
-  log entries before it. Time travel to those versions is lost, which erasure requires anyway
-  (their data files are gone).
+  prefix, or ``listener_key``) can be the listener's id or pseudonym; those actions stay in
+  older commits and checkpoints. So a table whose log mentions either gets a checkpoint at
+  the erasure's version and loses the log entries before it. Time travel to those versions
+  is lost, which erasure requires anyway (their data files are gone).
 - Concurrent appends by the stream writer are safe (DELETE retries on conflict; only
   tombstoned files and log entries older than the checkpoint are deleted), but rows of the
   listener arriving after the DELETE stay: stop their events upstream first.
+
+The pseudonym key (``lake.pseudonym_secret``) must not be the built-in default outside
+development (:func:`pipelines.lake.pseudonyms.check_pseudonym_secret`): both commands refuse.
 
 Schedule: on request, ``encore privacy forget --user U`` / ``encore privacy export --user U``.
 """
@@ -51,15 +61,20 @@ from pyarrow import fs as pafs
 
 from encore.settings import Settings
 from encore.tables import ERASURES, TABLES, Table
+from pipelines.lake.pseudonyms import check_pseudonym_secret, listener_key
 
 log = logging.getLogger(__name__)
 
 USER_COLUMN = "user_id"
+LISTENER_COLUMN = "listener_key"
+"""The listener's pseudonym in analytics tables: matched by computing it from the id."""
 PAYLOAD_COLUMN = "raw_payload"
 """A dead letter's record as received: attributed by parsing it as JSON."""
 
 _LOG_FILE = re.compile(r"^(\d{20})\.")
-_SUBJECT_KEY_LABEL = b"encore/lake/erasure-subject/v1"
+# v2: derived from lake.pseudonym_secret (v1, until issue 10, from the API's JWT secret;
+# erasure-log rows written then do not match v2's pseudonyms)
+_SUBJECT_KEY_LABEL = b"encore/lake/erasure-subject/v2"
 
 
 @dataclass
@@ -97,22 +112,37 @@ class Erasure:
         return [t.table for t in self.tables if t.rows_deleted or t.files_removed]
 
 
+@dataclass(frozen=True)
+class Subject:
+    """The listener as each kind of table names them."""
+
+    user_id: str
+    listener_key: str
+
+    @classmethod
+    def of(cls, settings: Settings, user_id: str) -> Subject:
+        return cls(user_id, listener_key(settings, user_id))
+
+    def value_in(self, table: Table) -> str:
+        """What ``table``'s match column holds for this listener (payload tables: the id)."""
+        return self.listener_key if _match_column(table) == LISTENER_COLUMN else self.user_id
+
+
 def user_level_tables() -> list[Table]:
     """Registry tables that can hold a listener's rows."""
-    return [
-        t
-        for t in TABLES.values()
-        if USER_COLUMN in t.column_names or PAYLOAD_COLUMN in t.column_names
-    ]
+    columns = (USER_COLUMN, LISTENER_COLUMN, PAYLOAD_COLUMN)
+    return [t for t in TABLES.values() if any(c in t.column_names for c in columns)]
 
 
-def user_rows(table: Table, rows: pa.Table, user_id: str) -> tuple[pa.Array, int, int]:
-    """Mask of ``rows`` that belong to ``user_id``, plus (unattributable rows, of which
+def user_rows(table: Table, rows: pa.Table, subject: Subject) -> tuple[pa.Array, int, int]:
+    """Mask of ``rows`` that belong to ``subject``, plus (unattributable rows, of which
     mention the id) for payload tables."""
-    if USER_COLUMN in table.column_names:
+    column_name = _match_column(table)
+    if column_name != PAYLOAD_COLUMN:
         # files delta-rs rewrote read back as string_view: compare as plain strings
-        column = rows.column(USER_COLUMN).cast(pa.string())
-        return pc.fill_null(pc.equal(column, user_id), False), 0, 0
+        column = rows.column(column_name).cast(pa.string())
+        return pc.fill_null(pc.equal(column, subject.value_in(table)), False), 0, 0
+    user_id = subject.user_id
     mask, unattributed, mentioning = [], 0, 0
     for payload in rows.column(PAYLOAD_COLUMN).to_pylist():
         owner = _payload_user(payload)
@@ -134,14 +164,20 @@ def _payload_user(payload: str | None) -> str | None:
 
 
 def export(settings: Settings, user_id: str) -> dict[str, Any]:
-    """Everything the lake holds about ``user_id``: ``{table: [row, ...]}``, JSON-ready."""
+    """Everything the lake holds about ``user_id``: ``{table: [row, ...]}``, JSON-ready.
+
+    Raises:
+        ConfigurationError: the pseudonym key is the default outside development.
+    """
+    check_pseudonym_secret(settings)
+    subject = Subject.of(settings, user_id)
     tables: dict[str, list[dict[str, Any]]] = {}
     for table in user_level_tables():
         delta = _open(table, settings)
         if delta is None:
             continue
         rows = delta.to_pyarrow_table()
-        mask, _, _ = user_rows(table, rows, user_id)
+        mask, _, _ = user_rows(table, rows, subject)
         tables[table.qualified_name] = [_jsonable(r) for r in rows.filter(mask).to_pylist()]
     return {
         "user_id": user_id,
@@ -154,21 +190,27 @@ def forget(settings: Settings, user_id: str, request_id: str | None = None) -> E
     """Delete ``user_id``'s rows from every user-level table, physically, and log the erasure.
 
     Idempotent: a second run finds nothing and logs a request that touched nothing.
+
+    Raises:
+        ConfigurationError: the pseudonym key is the default outside development (a
+            public key would let anyone match a guessed id to the pseudonyms and the log).
     """
+    check_pseudonym_secret(settings)
+    subject = Subject.of(settings, user_id)
     request_id = request_id or str(uuid.uuid4())
     salt = secrets.token_hex(16)
     results = []
     for table in user_level_tables():
         delta = _open(table, settings)
         if delta is not None:
-            results.append(_forget_in(table, delta, user_id, salt, request_id))
+            results.append(_forget_in(table, delta, subject, salt, request_id))
     erasure = Erasure(request_id, datetime.now(UTC), results)
     _append_log(settings, erasure, user_id)
     return erasure
 
 
 def _forget_in(
-    table: Table, delta: DeltaTable, user_id: str, salt: str, request_id: str
+    table: Table, delta: DeltaTable, subject: Subject, salt: str, request_id: str
 ) -> TableErasure:
     result = TableErasure(table.qualified_name)
     column = _match_column(table)
@@ -176,7 +218,7 @@ def _forget_in(
     # pyarrow refuses it once delta-rs has rewritten files (string vs string_view)
     rows = delta.to_pyarrow_table(columns=[column])
     mask, result.rows_unattributed, result.unattributed_mentioning_user = user_rows(
-        table, rows, user_id
+        table, rows, subject
     )
     values = rows.column(column).filter(mask).to_pylist()
     if result.unattributed_mentioning_user:
@@ -202,21 +244,24 @@ def _forget_in(
         obsolete = _removed_by(delta, delta.version(), request_id)
     # older tombstones (compaction's inputs, say) may still hold the listener's rows
     for path in delta.vacuum(retention_hours=0, enforce_retention_duration=False, dry_run=True):
-        if path not in obsolete and _holds_user(table, delta, path, user_id):
+        if path not in obsolete and _holds_user(table, delta, path, subject):
             obsolete.append(path)
     filesystem, root = _filesystem(delta)
     for path in obsolete:
         filesystem.delete_file(f"{root}/{path}")
         log.info("%s: erasure %s removed %s", table.qualified_name, request_id, path)
     result.files_removed = obsolete
-    if result.rows_deleted or obsolete or _log_mentions(filesystem, root, user_id):
+    if result.rows_deleted or obsolete or _log_mentions(filesystem, root, subject):
         _compact_log(delta, filesystem, root)
         result.log_compacted = True
     return result
 
 
 def _match_column(table: Table) -> str:
-    return USER_COLUMN if USER_COLUMN in table.column_names else PAYLOAD_COLUMN
+    for column in (USER_COLUMN, LISTENER_COLUMN):
+        if column in table.column_names:
+            return column
+    return PAYLOAD_COLUMN
 
 
 def _salted(salt: str, value: str) -> str:
@@ -237,7 +282,7 @@ def _removed_by(delta: DeltaTable, version: int, request_id: str) -> list[str]:
     return [unquote(p) for p in removed]
 
 
-def _holds_user(table: Table, delta: DeltaTable, path: str, user_id: str) -> bool:
+def _holds_user(table: Table, delta: DeltaTable, path: str, subject: Subject) -> bool:
     filesystem, root = _filesystem(delta)
     try:
         rows = pq.read_table(
@@ -245,13 +290,20 @@ def _holds_user(table: Table, delta: DeltaTable, path: str, user_id: str) -> boo
         )
     except FileNotFoundError:
         return False
-    mask, _, _ = user_rows(table, rows, user_id)
+    mask, _, _ = user_rows(table, rows, subject)
     return bool(pc.any(mask).as_py())
 
 
-def _log_mentions(filesystem: pafs.FileSystem, root: str, user_id: str) -> bool:
-    """Whether any log entry (commit or checkpoint) contains the id, in stats or anywhere."""
-    needles = (user_id, json.dumps(user_id)[1:-1], json.dumps(json.dumps(user_id))[2:-2])
+def _log_mentions(filesystem: pafs.FileSystem, root: str, subject: Subject) -> bool:
+    """Whether any log entry (commit or checkpoint) contains the id or the pseudonym, in
+    stats or anywhere."""
+    user_id = subject.user_id
+    needles = (
+        user_id,
+        json.dumps(user_id)[1:-1],
+        json.dumps(json.dumps(user_id))[2:-2],
+        subject.listener_key,
+    )
     for info in filesystem.get_file_info(pafs.FileSelector(f"{root}/_delta_log")):
         if info.type != pafs.FileType.File:
             continue
@@ -310,10 +362,11 @@ def subject_hmac(settings: Settings, user_id: str) -> str:
     Keyed, not a plain hash: user ids are guessable, so a plain hash would name the listener
     to anyone reading the log. With the key, the operator can still check a given id against
     the log (re-apply erasures after restoring a backup, answer the listener), and nobody
-    without it can. The key is derived from the API's JWT secret under a label of its own
-    until the settings grow a dedicated one.
+    without it can. The key is derived from ``lake.pseudonym_secret`` under a label of its
+    own, so the log's pseudonym differs from the analytics tables' ``listener_key``: the log
+    cannot be joined to them.
     """
-    secret = settings.api.jwt_secret.get_secret_value().encode()
+    secret = settings.lake.pseudonym_secret.get_secret_value().encode()
     key = hmac.new(secret, _SUBJECT_KEY_LABEL, hashlib.sha256).digest()
     return hmac.new(key, user_id.encode(), hashlib.sha256).hexdigest()
 

@@ -13,20 +13,37 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 from deltalake import DeltaTable
+from pydantic import SecretStr
 
+from encore.errors import ConfigurationError
 from encore.settings import Settings
-from encore.tables import ERASURES, PLAY_EVENTS, PLAY_EVENTS_REJECTED
+from encore.tables import (
+    DAILY_SONG_PLAYS,
+    ERASURES,
+    PLAY_EVENTS,
+    PLAY_EVENTS_REJECTED,
+    SILVER_PLAYS,
+    SILVER_SESSIONS,
+    TRAINING_INTERACTIONS,
+    USER_DAILY_LISTENING,
+    Table,
+)
 from pipelines.ingest.delta_sink import OffsetTiedWriter, app_id
 from pipelines.lake import privacy
+from pipelines.lake.pseudonyms import listener_key
+
+from .conftest import write_rows
 
 ALICE, ZOE, CAROL = "listener-alice-7f3a", "listener-zoe-42c9", "listener-carol-9e1d"
 # ZOE sorts last: she is the max of user_id in every file, so the log's statistics name her
 TOPIC = "play-events"
+SECRET = "a-test-pseudonym-secret-of-at-least-32-bytes"
 
 
 @pytest.fixture()
 def settings(tmp_path: Path) -> Settings:
-    return Settings(home=tmp_path, lake={"root": str(tmp_path / "lake")})
+    lake = {"root": str(tmp_path / "lake"), "pseudonym_secret": SECRET}
+    return Settings(home=tmp_path, lake=lake)
 
 
 def plays(offsets: range, day: date) -> dict[str, list]:
@@ -203,3 +220,199 @@ def test_the_erasure_log_is_not_a_user_level_table() -> None:
     names = [t.qualified_name for t in privacy.user_level_tables()]
     assert ERASURES.qualified_name not in names
     assert {PLAY_EVENTS.qualified_name, PLAY_EVENTS_REJECTED.qualified_name} <= set(names)
+
+
+def test_the_default_pseudonym_key_is_refused_outside_development(tmp_path: Path) -> None:
+    production = Settings(home=tmp_path, lake={"root": str(tmp_path / "lake")})
+    with pytest.raises(ConfigurationError, match="PSEUDONYM_SECRET"):
+        privacy.forget(production, ZOE)
+    with pytest.raises(ConfigurationError, match="PSEUDONYM_SECRET"):
+        privacy.export(production, ZOE)
+    assert not (tmp_path / "lake").exists(), "refused before touching the lake"
+    development = production.model_copy(update={"development": True})
+    assert privacy.export(development, ZOE)["tables"] == {}
+
+
+def test_the_erasure_log_pseudonym_is_not_the_listener_key(settings: Settings) -> None:
+    other = settings.model_copy(
+        update={
+            "lake": settings.lake.model_copy(update={"pseudonym_secret": SecretStr(SECRET + "-2")})
+        }
+    )
+    assert privacy.subject_hmac(settings, ZOE) != listener_key(settings, ZOE)
+    assert privacy.subject_hmac(other, ZOE) != privacy.subject_hmac(settings, ZOE)
+
+
+# -- the whole lake: silver, gold (pseudonymous), training --------------------------------------
+
+LISTENERS = (ALICE, ZOE, CAROL)
+DAYS = (date(2026, 11, 22), date(2026, 11, 23))
+
+
+def silver_plays(day: date) -> list[dict]:
+    start = datetime.combine(day, datetime.min.time(), UTC) + timedelta(hours=20)
+    return [
+        {
+            "event_id": f"{day}-{user}-{n}",
+            "user_id": user,
+            "song_id": f"song-{n}",
+            "start_time": start + timedelta(minutes=n),
+            "end_time": start + timedelta(minutes=n + 3),
+            "ms_played": 180_000,
+            "event_type": "complete",
+            "device_type": "mobile",
+            "country_code": "DE",
+            "event_date": day,
+            "ingested_at": start,
+            "song_known": True,
+            "user_known": True,
+            "completed": True,
+            "skipped": False,
+            "local_hour": 21,
+        }
+        for user in LISTENERS
+        for n in range(2)
+    ]
+
+
+def silver_sessions(day: date) -> list[dict]:
+    start = datetime.combine(day, datetime.min.time(), UTC) + timedelta(hours=20)
+    return [
+        {
+            "session_id": f"session-{day}-{n}",
+            "user_id": user,
+            "session_start": start,
+            "session_end": start + timedelta(minutes=5),
+            "session_date": day,
+            "length_s": 300.0,
+            "plays": 2,
+            "skips": 0,
+            "completed": 2,
+            "distinct_songs": 2,
+            "device_type": "mobile",
+            "country_code": "DE",
+        }
+        for n, user in enumerate(LISTENERS)
+    ]
+
+
+def daily_listening(settings: Settings, day: date) -> list[dict]:
+    return [
+        {
+            "day": day,
+            "listener_key": listener_key(settings, user),
+            "country_code": "DE",
+            "plays": 2,
+            "skips": 0,
+            "completed": 2,
+            "ms_played": 360_000,
+            "distinct_songs": 2,
+            "distinct_artists": 1,
+            "sessions": 1,
+            "top_genre": "pop",
+        }
+        for user in LISTENERS
+    ]
+
+
+def interactions(day: date) -> list[dict]:
+    start = datetime.combine(day, datetime.min.time(), UTC) + timedelta(hours=20)
+    return [
+        {
+            "cutoff_date": day,
+            "user_id": user,
+            "song_id": f"song-{n}",
+            "plays": 1,
+            "completed": 1,
+            "skips": 0,
+            "likes": 0,
+            "weight": 1.0,
+            "first_played_at": start,
+            "last_played_at": start,
+        }
+        for user in LISTENERS
+        for n in range(2)
+    ]
+
+
+def song_plays(day: date) -> list[dict]:
+    """An aggregate over all three listeners: no listener column, left alone."""
+    return [
+        {
+            "day": day,
+            "country_code": "DE",
+            "song_id": f"song-{n}",
+            "song_known": True,
+            "plays": 3,
+            "listeners": 3,
+            "completed": 3,
+            "skips": 0,
+            "ms_played": 540_000,
+        }
+        for n in range(2)
+    ]
+
+
+def write_lake(settings: Settings) -> list[tuple[Table, str]]:
+    """Every user-level layer, one commit per day (so the log's statistics name listeners);
+    returns each table's listener column."""
+    write_bronze(settings)
+    for day in DAYS:
+        write_rows(settings, SILVER_PLAYS, silver_plays(day))
+        write_rows(settings, SILVER_SESSIONS, silver_sessions(day))
+        write_rows(settings, USER_DAILY_LISTENING, daily_listening(settings, day))
+        write_rows(settings, TRAINING_INTERACTIONS, interactions(day))
+        write_rows(settings, DAILY_SONG_PLAYS, song_plays(day))
+    return [
+        (SILVER_PLAYS, "user_id"),
+        (SILVER_SESSIONS, "user_id"),
+        (USER_DAILY_LISTENING, "listener_key"),
+        (TRAINING_INTERACTIONS, "user_id"),
+    ]
+
+
+def all_rows(settings: Settings, table: Table) -> list[dict]:
+    data = DeltaTable(table.path(settings)).to_pyarrow_table().to_pylist()
+    return sorted(data, key=lambda r: [str(r[c]) for c in table.key])
+
+
+def test_forget_covers_silver_gold_and_training(settings: Settings) -> None:
+    listener_tables = write_lake(settings)
+    lake = Path(settings.lake_root)
+    zoe_key = listener_key(settings, ZOE)
+    value = {"user_id": ZOE, "listener_key": zoe_key}
+    tables = [t for t, _ in listener_tables] + [DAILY_SONG_PLAYS]
+    before = {t.qualified_name: all_rows(settings, t) for t in tables}
+    # the scan can fail: her pseudonym is in gold's data files and its log's statistics
+    assert any("user_daily_listening/_delta_log" in f for f in files_mentioning(lake, zoe_key))
+    assert any("silver/sessions/_delta_log" in f for f in files_mentioning(lake, ZOE))
+
+    exported = privacy.export(settings, ZOE)["tables"]
+    for table, column in listener_tables:
+        mine = [r for r in before[table.qualified_name] if r[column] == value[column]]
+        assert len(exported[table.qualified_name]) == len(mine) > 0, table.qualified_name
+        assert {r[column] for r in exported[table.qualified_name]} == {value[column]}
+    assert len(exported["bronze.play_events"]) == 8
+    assert len(exported["bronze.play_events_rejected"]) == 2
+    assert DAILY_SONG_PLAYS.qualified_name not in exported
+
+    erasure = privacy.forget(settings, ZOE)
+
+    assert files_mentioning(lake, ZOE) == []
+    assert files_mentioning(lake, zoe_key) == []
+    for table, column in listener_tables:
+        assert all_rows(settings, table) == [
+            r for r in before[table.qualified_name] if r[column] != value[column]
+        ], table.qualified_name
+    assert all_rows(settings, DAILY_SONG_PLAYS) == before[DAILY_SONG_PLAYS.qualified_name]
+    by_table = {t.table: t for t in erasure.tables}
+    # two days x (two plays, one session, one day of listening, two interactions)
+    assert by_table["silver.plays"].rows_deleted == 4
+    assert by_table["silver.sessions"].rows_deleted == 2
+    assert by_table["gold.user_daily_listening"].rows_deleted == 2
+    assert by_table["training.interactions"].rows_deleted == 4
+    assert "gold.daily_song_plays" not in by_table
+    assert privacy.erasures(settings)[0]["rows_deleted"] == 8 + 2 + 4 + 2 + 2 + 4
+    assert {
+        name: rows for name, rows in privacy.export(settings, ZOE)["tables"].items() if rows
+    } == {}
