@@ -11,6 +11,12 @@ job starts, so a gold job's rolling window finds silver built for all of its day
 *snapshot* job (the dimensions) copies its sources' current state: it runs once per build,
 recorded under the range's last day.
 
+**Late data**: bronze partitions of earlier days keep receiving rows after their last build
+(late clients, replays). :func:`late_days` finds, within ``lake.late_lookback_days`` before
+the range, each day whose bronze holds events that silver has not taken in, and
+:func:`plan_with_late_days` starts the daily jobs at the earliest of them, so every day from
+there to the range's end (rolling windows downstream included) sees them.
+
 A job that raises stops the build (the error reaches the caller; nothing downstream of it
 runs): the audit holds the runs that finished, each appended as soon as it finished.
 """
@@ -26,10 +32,11 @@ from typing import TYPE_CHECKING
 
 from encore.errors import ConfigurationError
 from encore.settings import Settings
-from encore.tables import JOB_RUNS
+from encore.tables import JOB_RUNS, PLAY_EVENTS, SILVER_PLAYS, Table
 
 if TYPE_CHECKING:
     import pyarrow as pa
+    from deltalake import DeltaTable
     from pyspark.sql import SparkSession
 
 
@@ -105,6 +112,108 @@ def build_plan(start: date, end: date, jobs: tuple[Job, ...] = JOBS) -> list[Ste
     """The (job, day) runs of a build, in order."""
     days = days_between(start, end)
     return [Step(job, day) for job in jobs for day in (days[-1:] if job.snapshot else days)]
+
+
+LATE_SLACK = timedelta(minutes=1)
+"""How far before silver's newest ``ingested_at`` bronze rows are still looked at: parallel
+writers may commit rows out of ``ingested_at`` order, and Delta's file statistics keep
+times to the millisecond. Rows already in silver are recognised by id, so the slack costs a
+little reading, never a rebuild."""
+
+
+@dataclass(frozen=True)
+class LateDay:
+    """An earlier day whose bronze partition holds events silver has not taken in."""
+
+    day: date
+    new_events: int
+    """Distinct event ids in bronze's partition that ``silver.plays`` lacks (and will keep:
+    none of them is on an earlier day)."""
+    silver_newest: datetime | None
+    """The newest ``ingested_at`` ``silver.plays`` held for the day; None: it held none."""
+
+    def reason(self) -> str:
+        held = (
+            f"ingested after silver.plays' newest, {self.silver_newest:%Y-%m-%d %H:%M:%S}"
+            if self.silver_newest
+            else "silver.plays has no rows of the day"
+        )
+        return f"{self.day}: {self.new_events:,} new events in bronze ({held})"
+
+
+def _open_delta(settings: Settings, table: Table) -> DeltaTable | None:
+    from deltalake import DeltaTable
+    from deltalake.exceptions import TableNotFoundError
+
+    try:
+        return DeltaTable(
+            table.path(settings), storage_options=settings.lake.storage_options or None
+        )
+    except TableNotFoundError:
+        return None
+
+
+def newest_ingested(table: DeltaTable, first: date, last: date) -> dict[date, datetime | None]:
+    """Per ``event_date`` partition from ``first`` to ``last`` holding files: the newest
+    ``ingested_at`` by the files' statistics (the log alone, no data read); None when a
+    file has no statistics."""
+    import pyarrow as pa
+
+    values: dict[date, list[datetime | None]] = {}
+    for f in pa.table(table.get_add_actions(flatten=True)).to_pylist():
+        day = f.get("partition.event_date")
+        if day is not None and first <= day <= last:
+            values.setdefault(day, []).append(f.get("max.ingested_at"))
+    return {day: None if None in v else max(v) for day, v in values.items()}
+
+
+def _event_ids(table: DeltaTable, filters: list[tuple]) -> set[str]:
+    return set(
+        table.to_pyarrow_table(columns=["event_id"], filters=filters)["event_id"].to_pylist()
+    )
+
+
+def late_days(settings: Settings, start: date) -> list[LateDay]:
+    """The days in ``lake.late_lookback_days`` before ``start`` whose bronze partition holds
+    events ``silver.plays`` lacks, oldest first.
+
+    Cheap, with delta-rs: file statistics skip a day whose bronze is no newer than its
+    silver; otherwise only the ids of bronze rows ingested since silver's newest (less
+    :data:`LATE_SLACK`) are read and looked up in silver. Ids silver holds on the day (a
+    replayed event) or on an earlier day (de-duplication will drop the row) change nothing
+    and do not count, so a replay does not trigger a rebuild every day.
+    """
+    lookback = settings.lake.late_lookback_days
+    bronze = _open_delta(settings, PLAY_EVENTS)
+    if not lookback or bronze is None:
+        return []
+    first, last = start - timedelta(days=lookback), start - timedelta(days=1)
+    silver = _open_delta(settings, SILVER_PLAYS)
+    silver_newest = newest_ingested(silver, first, last) if silver else {}
+    late = []
+    for day, bronze_newest in sorted(newest_ingested(bronze, first, last).items()):
+        held = silver_newest.get(day)
+        since = held - LATE_SLACK if held else None
+        if since and bronze_newest and bronze_newest < since:
+            continue
+        recent = [("event_date", "=", day)] + ([("ingested_at", ">=", since)] if since else [])
+        unseen = _event_ids(bronze, recent)
+        for on in ("=", "<"):  # ids silver holds on the day, then on earlier days
+            if unseen and silver is not None:
+                unseen -= _event_ids(
+                    silver, [("event_date", on, day), ("event_id", "in", list(unseen))]
+                )
+        if unseen:
+            late.append(LateDay(day, len(unseen), held))
+    return late
+
+
+def plan_with_late_days(
+    start: date, end: date, late: list[LateDay], jobs: tuple[Job, ...] = JOBS
+) -> list[Step]:
+    """The build of ``start`` .. ``end``, its daily jobs starting at the earliest late day
+    (snapshot jobs still run once, for ``end``)."""
+    return build_plan(min([start] + [d.day for d in late]), end, jobs)
 
 
 def build(

@@ -30,17 +30,24 @@ def build(
     from pipelines.lake import audit
 
     console = Console(stderr=True)
+    settings = get_settings()
     try:
         end = date.fromisoformat(to_day) if to_day else datetime.now(UTC).date()
         start = date.fromisoformat(from_day) if from_day else end
-        plan = audit.build_plan(start, end)
+        audit.days_between(start, end)  # refuse a reversed range before reading the lake
+        late = audit.late_days(settings, start)
+        plan = audit.plan_with_late_days(start, end, late)
     except (ValueError, EncoreError) as error:
         console.print(f"[red]error:[/red] {escape(str(error))}", soft_wrap=True)
         raise typer.Exit(code=1) from None
-    settings = get_settings()
+    for day in late:
+        console.print(f"late data: {escape(day.reason())}", soft_wrap=True)
+    if late:
+        console.print(f"the daily jobs run from {late[0].day} to {end}")
     columns = ("{task.description}", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console) as bar:
-        task = bar.add_task(f"lake build {start} .. {end}", total=len(plan))
+        first = min([start] + [d.day for d in late])
+        task = bar.add_task(f"lake build {first} .. {end}", total=len(plan))
 
         def report(step: audit.Step, records: list[audit.RunRecord]) -> None:
             for r in records:
