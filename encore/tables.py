@@ -380,8 +380,9 @@ ARTIST_TOP_SONGS = Table(
         Column("artist_id", "string", False),
         Column("song_id", "string", False),
         Column("rank", "int", False, "1 = most played"),
-        Column("plays", "long", False),
-        Column("listeners", "long", False),
+        Column("plays", "long", False, "plays over the window"),
+        # no distinct listeners: the window's sum of daily listeners counts a listener once
+        # per day, and counting them exactly would re-read 28 days of silver
         Column("window_days", "int", False),
     ),
     checks=(Unique(("day", "artist_id", "song_id")), Unique(("day", "artist_id", "rank"))),
