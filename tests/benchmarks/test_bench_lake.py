@@ -137,12 +137,10 @@ def test_tiny_build_reports_every_job_and_the_engines_agree(tmp_path):
     jobs = {job["job"]: job for job in size["spark"]["jobs"]}
     assert list(jobs) == [j.name for j in JOBS if j.name not in bench_lake.NOT_RUN]
     for job in jobs.values():
-        # a job still being written is reported, not hidden; the lead's run needs all "ok"
-        assert job["status"] in ("ok", "missing", "failed"), job
-        if job["status"] == "ok":
-            assert job["tables"] and job["peak_jvm_rss_mb"] > 100, job
-            for table in job["tables"]:
-                assert table["rows_in"] >= 0 and table["rows_out"] >= 0 and table["seconds"] > 0
+        assert job["status"] == "ok", job
+        assert job["tables"] and job["peak_jvm_rss_mb"] > 100, job
+        for table in job["tables"]:
+            assert table["rows_in"] >= 0 and table["rows_out"] > 0 and table["seconds"] > 0
     assert jobs["silver_plays"]["status"] == "ok", jobs["silver_plays"]
     (silver,) = jobs["silver_plays"]["tables"]
     assert silver["rows_in"] == 2000
@@ -150,12 +148,11 @@ def test_tiny_build_reports_every_job_and_the_engines_agree(tmp_path):
     assert silver["rows_out"] == 2000 - size["redelivered"]
 
     for query in bench_lake.QUERIES:
-        built = jobs[query]["status"] == "ok"
+        assert size["engines"][query]["spark_rows"] > 0
         for engine in bench_lake.ENGINES:
             figures = size["engines"][query][engine]
             if "error" in figures:  # only an engine that is not installed may fail
                 assert "ModuleNotFoundError" in figures["error"], figures
                 continue
             assert figures["peak_rss_mb"] > 0 and figures["seconds"] >= 0
-            if built:
-                assert figures["agrees"] is True, (query, engine, figures)
+            assert figures["agrees"] is True, (query, engine, figures)
