@@ -65,11 +65,11 @@ def read_latest_top_songs(settings: Settings) -> LakeTopSongs | None:
     days = {p["day"] for p in table.partitions() if p.get("day")}
     if not days:
         return None
-    latest = max(days)
+    latest = date.fromisoformat(max(days))
     rows = table.to_pyarrow_table(
-        partitions=[("day", "=", latest)], columns=list(PUBLISHED_COLUMNS)
+        filters=[("day", "=", latest)], columns=list(PUBLISHED_COLUMNS)
     ).to_pylist()
-    return LakeTopSongs(date.fromisoformat(latest), table.version(), rows)
+    return LakeTopSongs(latest, table.version(), rows)
 
 
 def day_end(day: date) -> datetime:
