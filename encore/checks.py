@@ -85,7 +85,9 @@ class KnownTo(Check):
 class Reconciles(Check):
     """The day's rows add up to what the source holds: ``sum(target_expr)`` over the rows
     written equals ``sum(source_expr)`` over ``source`` (``layer.name``) filtered to the day
-    by ``source_day_column``. Example: every de-duplicated bronze event is a silver play."""
+    by ``source_day_column``. Both are Spark SQL expressions over the tables' columns.
+    Example: ``sum(plays)`` of a day of ``gold.daily_song_plays`` is the number of
+    ``silver.plays`` rows of the day (``source_expr="1"``)."""
 
     source: str
     source_day_column: str
@@ -96,3 +98,19 @@ class Reconciles(Check):
     @property
     def name(self) -> str:
         return f"reconciles({self.target_expr} = {self.source}.{self.source_expr})"
+
+
+@dataclass(frozen=True)
+class RowsEqualDistinct(Check):
+    """The day's row count equals the number of distinct ``key`` values of ``source`` on the
+    day (``source_day_column``) that no earlier day of ``source`` holds: a de-duplicated
+    copy lost nothing and kept no duplicate. Example: ``silver.plays`` against the event ids
+    of ``bronze.play_events``."""
+
+    source: str
+    source_day_column: str
+    key: str
+
+    @property
+    def name(self) -> str:
+        return f"rows_equal_distinct({self.source}.{self.key}, new on the day)"

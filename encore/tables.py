@@ -13,7 +13,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
-from encore.checks import Check, InRange, KnownTo, NotNull, OneOf, Unique
+from encore.checks import (
+    Check,
+    InRange,
+    KnownTo,
+    NotNull,
+    OneOf,
+    Reconciles,
+    RowsEqualDistinct,
+    Unique,
+)
 from encore.errors import NotFoundError
 
 if TYPE_CHECKING:
@@ -302,6 +311,7 @@ SILVER_PLAYS = Table(
         OneOf("event_type", EVENT_TYPES),
         KnownTo("song_id", "dims.songs", "song_id", flag="song_known"),
         KnownTo("user_id", "dims.users", "user_id", flag="user_known"),
+        RowsEqualDistinct("bronze.play_events", "event_date", "event_id"),
     ),
 )
 
@@ -362,7 +372,11 @@ DAILY_SONG_PLAYS = Table(
         Column("skips", "long", False),
         Column("ms_played", "long", False),
     ),
-    checks=(Unique(("day", "country_code", "song_id")), InRange("plays", 1, None)),
+    checks=(
+        Unique(("day", "country_code", "song_id")),
+        InRange("plays", 1, None),
+        Reconciles("silver.plays", "event_date", source_expr="1", target_expr="plays"),
+    ),
 )
 
 ARTIST_TOP_SONGS = Table(
@@ -494,6 +508,12 @@ SKIP_RATES = Table(
         Unique(("day", "scope", "subject_id")),
         OneOf("scope", ("song", "genre")),
         InRange("skip_rate", 0, 1),
+        Reconciles(
+            "silver.plays",
+            "event_date",
+            source_expr="1",
+            target_expr="CASE WHEN scope = 'song' THEN plays ELSE 0 END",
+        ),
     ),
 )
 
