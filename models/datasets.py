@@ -1,12 +1,15 @@
-"""Interaction datasets: users x items matrices of raw play counts, with lineage.
+"""Interaction datasets: users x items matrices of play counts or weights, with lineage.
 
 Three sources, one shape (:class:`InteractionDataset`):
 
 - ``hetrec-lastfm-2k``: the HetRec 2011 Last.fm 2K files under ``settings.datasets``
   (user x artist play counts; user-given artist tags as item features). Read in place,
   never copied; lineage is the sha256 of every file read.
-- ``lake``: play events from the bronze table, counted per (user, song); lineage is the
-  table and its Delta version. Keeps the events for time-based splits.
+- ``lake``: ``training.interactions`` (pipelines/lake/training.py), one snapshot per
+  cut-off: the latest, or the one asked for. The matrix holds each pair's ``weight``
+  (completed plays, skips and likes weighed there); lineage is the table, its path, its
+  Delta version and the cut-off. Events for time-based splits: one per pair, at its first
+  play (see :func:`load_lake`).
 - ``synthetic``: :func:`models.synthetic.generate`, the embedded default, so tests and the
   demo need no files.
 """
@@ -14,6 +17,7 @@ Three sources, one shape (:class:`InteractionDataset`):
 from __future__ import annotations
 
 import hashlib
+from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -120,44 +124,62 @@ def load_hetrec(settings: Settings) -> InteractionDataset:
     )
 
 
-def load_lake(settings: Settings, event_types: tuple[str, ...] | None = None) -> InteractionDataset:
-    """Play counts per (user, song) from bronze ``play_events``, keeping the events.
+def load_lake(settings: Settings, cutoff: date | str | None = None) -> InteractionDataset:
+    """Weighted (user, song) interactions of one ``training.interactions`` snapshot.
 
     Args:
         settings: where the lake is.
-        event_types: count only these event types (default: all, skips included, since a
-            skip is still a play the listener chose to start).
+        cutoff: the snapshot's ``cutoff_date`` (a date or ``YYYY-MM-DD``); default: the
+            latest the table holds.
+
+    The time split needs event times. The snapshot keeps one row per pair, so the events
+    are one per pair at ``first_played_at``: a time split then puts in test exactly the
+    pairs first played after its cut (discoveries, which is what ``time_split`` scores)
+    and counts each earlier pair once in train. Train is binary there, not weighted: a
+    pair's weight includes plays after the cut, and using it would leak them. Reading
+    ``silver.plays`` for play-level times would cost a scan of all history per training.
 
     Raises:
-        DatasetError: the table does not exist or has no events.
+        DatasetError: the table does not exist, or has no such (or no) snapshot.
     """
     import polars as pl
     from deltalake import DeltaTable
     from deltalake.exceptions import TableNotFoundError
 
-    from encore.tables import PLAY_EVENTS
+    from encore.tables import TRAINING_INTERACTIONS
 
-    path = PLAY_EVENTS.path(settings)
+    name = TRAINING_INTERACTIONS.qualified_name
+    path = TRAINING_INTERACTIONS.path(settings)
     try:
         table = DeltaTable(path, storage_options=settings.lake.storage_options or None)
     except TableNotFoundError as error:
         raise DatasetError(
-            f"lake table {PLAY_EVENTS.qualified_name} expected at {path}; not found"
+            f"lake table {name} expected at {path}; not found (run `encore lake build`)"
         ) from error
-    frame = pl.from_arrow(
-        table.to_pyarrow_table(columns=["user_id", "song_id", "start_time", "event_type"])
+    cutoffs = sorted(
+        {date.fromisoformat(p["cutoff_date"]) for p in table.partitions() if p["cutoff_date"]}
     )
-    if event_types:
-        frame = frame.filter(pl.col("event_type").is_in(list(event_types)))
+    if not cutoffs:
+        raise DatasetError(f"lake table {name} at {path} has no snapshot")
+    chosen = cutoffs[-1] if cutoff is None else _as_date(cutoff)
+    if chosen not in cutoffs:
+        raise DatasetError(
+            f"lake table {name} has no cutoff_date {chosen}; "
+            f"it holds {', '.join(str(c) for c in cutoffs)}"
+        )
+    columns = ["user_id", "song_id", "weight", "first_played_at"]
+    frame = pl.from_arrow(
+        table.to_pyarrow_table(filters=[("cutoff_date", "=", chosen)], columns=columns)
+    ).filter(pl.col("weight") > 0)
     if frame.height == 0:
-        raise DatasetError(f"lake table {PLAY_EVENTS.qualified_name} at {path} has no events")
+        raise DatasetError(f"lake table {name} has no interactions for cutoff_date {chosen}")
     user_ids, users = np.unique(frame["user_id"].to_numpy().astype(str), return_inverse=True)
     item_ids, items = np.unique(frame["song_id"].to_numpy().astype(str), return_inverse=True)
-    times = frame["start_time"].dt.epoch("us").to_numpy().astype(np.float64) / 1e6
+    times = frame["first_played_at"].dt.epoch("us").to_numpy().astype(np.float64) / 1e6
     user_items = sp.csr_matrix(
-        (np.ones(len(users), np.float32), (users, items)), shape=(len(user_ids), len(item_ids))
+        (frame["weight"].to_numpy().astype(np.float32), (users, items)),
+        shape=(len(user_ids), len(item_ids)),
     )
-    user_items.sum_duplicates()
     return InteractionDataset(
         name="lake",
         user_items=user_items,
@@ -166,16 +188,29 @@ def load_lake(settings: Settings, event_types: tuple[str, ...] | None = None) ->
         events=Events(users.astype(np.int64), items.astype(np.int64), times),
         lineage={
             "source": "lake",
-            "table": PLAY_EVENTS.qualified_name,
+            "table": name,
             "path": path,
             "delta_version": int(table.version()),
-            "events": int(frame.height),
+            "cutoff_date": chosen.isoformat(),
+            "interactions": int(frame.height),
         },
     )
 
 
+def _as_date(value: date | str) -> date:
+    if isinstance(value, date):
+        return value
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise DatasetError(f"cutoff {value!r}: expected a date, YYYY-MM-DD") from None
+
+
 def load_dataset(name: str, settings: Settings, **params: object) -> InteractionDataset:
-    """Load a dataset by name: ``hetrec-lastfm-2k``, ``synthetic`` or ``lake``."""
+    """Load a dataset by name: ``hetrec-lastfm-2k``, ``synthetic`` or ``lake``.
+
+    ``params``: the generator's for ``synthetic``; ``cutoff`` for ``lake``.
+    """
     if name == HETREC_NAME:
         return load_hetrec(settings)
     if name == "synthetic":
@@ -183,5 +218,5 @@ def load_dataset(name: str, settings: Settings, **params: object) -> Interaction
 
         return generate(**params)  # type: ignore[arg-type]
     if name == "lake":
-        return load_lake(settings)
+        return load_lake(settings, cutoff=params.get("cutoff"))  # type: ignore[arg-type]
     raise DatasetError(f"unknown dataset {name!r}; expected one of {', '.join(DATASET_NAMES)}")

@@ -333,7 +333,7 @@ def _lineage_tags(lineage: dict[str, Any]) -> dict[str, str]:
     tags = {}
     for name, digest in (lineage.get("sha256") or {}).items():
         tags[f"sha256.{name}"] = digest
-    for key in ("table", "path", "delta_version"):
+    for key in ("table", "path", "delta_version", "cutoff_date"):
         if key in lineage:
             tags[f"lake.{key}"] = str(lineage[key])
     return tags

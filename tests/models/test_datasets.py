@@ -1,8 +1,8 @@
-"""Dataset loaders: the lake's bronze play events, HetRec's file format, synthetic data."""
+"""Dataset loaders: the lake's training interactions, HetRec's file format, synthetic data."""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 
 import numpy as np
 import pyarrow as pa
@@ -12,54 +12,75 @@ from deltalake import write_deltalake
 
 from encore.errors import DatasetError
 from encore.settings import Settings
-from encore.tables import PLAY_EVENTS
+from encore.tables import TRAINING_INTERACTIONS
 from models.datasets import file_sha256, load_dataset, load_hetrec, load_lake
 from models.splits import time_split
 from models.synthetic import generate
 
 
-def _events(rows: list[tuple[str, str, int]]) -> pa.Table:
-    start = datetime(2026, 1, 1, tzinfo=UTC)
-    columns = {name: [] for name in PLAY_EVENTS.column_names}
-    for n, (user, song, minute) in enumerate(rows):
-        t = start + timedelta(minutes=minute)
-        values = {
-            "event_id": f"e{n}",
+def _interactions(cutoff: date, rows: list[tuple[str, str, float, int]]) -> list[dict]:
+    """training.interactions rows: (user, song, weight, first play's day in January)."""
+    return [
+        {
+            "cutoff_date": cutoff,
             "user_id": user,
             "song_id": song,
-            "start_time": t,
-            "end_time": t + timedelta(seconds=30),
-            "ms_played": 30000,
-            "event_type": "play",
-            "device_type": "mobile",
-            "country_code": "FR",
-            "schema_version": 1,
-            "event_date": date(2026, 1, 1),
-            "kafka_partition": 0,
-            "kafka_offset": n,
-            "ingested_at": t,
+            "plays": 1,
+            "completed": 1,
+            "skips": 0,
+            "likes": 0,
+            "weight": weight,
+            "first_played_at": datetime(2026, 1, day, tzinfo=UTC),
+            "last_played_at": datetime(2026, 1, day, tzinfo=UTC),
         }
-        for name in columns:
-            columns[name].append(values[name])
-    return pa.Table.from_pydict(columns, schema=PLAY_EVENTS.arrow_schema())
+        for user, song, weight, day in rows
+    ]
 
 
-def test_lake_counts_plays_and_records_the_delta_version(tmp_path) -> None:
+def _write(settings: Settings, rows: list[dict]) -> None:
+    write_deltalake(
+        TRAINING_INTERACTIONS.path(settings),
+        pa.Table.from_pylist(rows, schema=TRAINING_INTERACTIONS.arrow_schema()),
+        mode="append",
+        partition_by=list(TRAINING_INTERACTIONS.partition_by),
+    )
+
+
+def test_lake_reads_the_latest_interactions_snapshot_with_its_lineage(tmp_path) -> None:
     settings = Settings(home=tmp_path)
-    path = PLAY_EVENTS.path(settings)
-    write_deltalake(path, _events([("u1", "s1", 0), ("u1", "s1", 1), ("u2", "s2", 2)]))
-    write_deltalake(path, _events([("u2", "s1", 3)]), mode="append")
+    first, second = date(2026, 1, 3), date(2026, 1, 4)
+    _write(settings, _interactions(first, [("u1", "s1", 1.0, 1), ("u2", "s2", 2.0, 2)]))
+    rows = [("u1", "s1", 3.6, 1), ("u2", "s2", 2.0, 2), ("u2", "s1", 0.1, 4), ("u3", "s3", 1, 4)]
+    _write(settings, _interactions(second, rows))
+
     data = load_lake(settings)
-    assert data.lineage["table"] == "bronze.play_events"
-    assert data.lineage["delta_version"] == 1
-    assert list(data.user_ids) == ["u1", "u2"] and list(data.item_ids) == ["s1", "s2"]
-    np.testing.assert_array_equal(data.user_items.toarray(), [[2, 0], [1, 1]])
-    train, test, _ = time_split(data.events, data.shape, test_fraction=0.25)
-    assert train.sum() == 3 and test.nnz == 1  # (u2, s1) is the only play after the cut
+    assert data.lineage == {
+        "source": "lake",
+        "table": "training.interactions",
+        "path": TRAINING_INTERACTIONS.path(settings),
+        "delta_version": 1,
+        "cutoff_date": "2026-01-04",
+        "interactions": 4,
+    }
+    assert list(data.user_ids) == ["u1", "u2", "u3"]
+    assert list(data.item_ids) == ["s1", "s2", "s3"]
+    np.testing.assert_allclose(
+        data.user_items.toarray(), [[3.6, 0, 0], [0.1, 2.0, 0], [0, 0, 1.0]], rtol=1e-6
+    )
+    # one event per pair at its first play: the pairs first played on the 4th are the test
+    train, test, _ = time_split(data.events, data.shape, test_fraction=0.5)
+    np.testing.assert_array_equal(train.toarray(), [[1, 0, 0], [0, 1, 0], [0, 0, 0]])
+    np.testing.assert_array_equal(test.toarray(), [[0, 0, 0], [1, 0, 0], [0, 0, 1]])
+
+    older = load_dataset("lake", settings, cutoff="2026-01-03")
+    assert older.lineage["cutoff_date"] == "2026-01-03"
+    np.testing.assert_allclose(older.user_items.toarray(), [[1.0, 0], [0, 2.0]])
+    with pytest.raises(DatasetError, match=r"no cutoff_date 2026-01-05.*2026-01-03, 2026-01-04"):
+        load_lake(settings, cutoff=date(2026, 1, 5))
 
 
 def test_lake_without_table_is_a_dataset_error(tmp_path) -> None:
-    with pytest.raises(DatasetError, match=r"bronze\.play_events"):
+    with pytest.raises(DatasetError, match=r"training\.interactions"):
         load_lake(Settings(home=tmp_path))
 
 
