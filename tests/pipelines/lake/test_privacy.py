@@ -223,7 +223,7 @@ def test_the_erasure_log_is_not_a_user_level_table() -> None:
 
 
 def test_the_default_pseudonym_key_is_refused_outside_development(tmp_path: Path) -> None:
-    production = Settings(home=tmp_path, lake={"root": str(tmp_path / "lake")})
+    production = Settings(home=tmp_path, development=False, lake={"root": str(tmp_path / "lake")})
     with pytest.raises(ConfigurationError, match="PSEUDONYM_SECRET"):
         privacy.forget(production, ZOE)
     with pytest.raises(ConfigurationError, match="PSEUDONYM_SECRET"):
