@@ -171,7 +171,7 @@ TRENDING_SONGS = Table(
 # The dimensions: snapshots of the catalog and accounts in PostgreSQL (pipelines/lake/dims.py).
 # ``extra["source_table"]`` names the PostgreSQL table; column names are its columns' names,
 # and the job selects exactly these, nothing more.
-_DIMS_WRITER = "pipelines.lake.dims"
+_DIMS_WRITER = "pipelines.lake.dims:run"
 
 DIM_ARTISTS = Table(
     layer="dims",
@@ -274,7 +274,7 @@ DEVICE_TYPES_NOTE = "as the client reported it (mobile, desktop, web, tablet, sm
 SILVER_PLAYS = Table(
     layer="silver",
     name="plays",
-    writer="pipelines.lake.silver",
+    writer="pipelines.lake.silver:run_plays",
     partition_by=("event_date",),
     key=("event_id",),
     description=(
@@ -318,7 +318,7 @@ SILVER_PLAYS = Table(
 SILVER_SESSIONS = Table(
     layer="silver",
     name="sessions",
-    writer="pipelines.lake.silver",
+    writer="pipelines.lake.silver:run_sessions",
     partition_by=("session_date",),
     key=("session_id",),
     description=(
@@ -347,15 +347,14 @@ SILVER_SESSIONS = Table(
     ),
 )
 
-# -- gold: one writer each (pipelines/lake/gold.py); analytics tables carry no raw user ids ---
+# -- gold: one writer each (pipelines/lake/gold/); analytics tables carry no raw user ids ----
 
-_GOLD_WRITER = "pipelines.lake.gold"
 LISTENER_KEY_NOTE = "HMAC-SHA256 pseudonym of the user id under lake.pseudonym_secret (hex)"
 
 DAILY_SONG_PLAYS = Table(
     layer="gold",
     name="daily_song_plays",
-    writer=_GOLD_WRITER,
+    writer="pipelines.lake.gold.songs:run_daily_song_plays",
     partition_by=("day",),
     key=("day", "country_code", "song_id"),
     description="Plays per song, country and day.",
@@ -382,7 +381,7 @@ DAILY_SONG_PLAYS = Table(
 ARTIST_TOP_SONGS = Table(
     layer="gold",
     name="artist_top_songs",
-    writer=_GOLD_WRITER,
+    writer="pipelines.lake.gold.songs:run_artist_top_songs",
     partition_by=("day",),
     key=("day", "artist_id", "song_id"),
     description=(
@@ -405,7 +404,7 @@ ARTIST_TOP_SONGS = Table(
 USER_DAILY_LISTENING = Table(
     layer="gold",
     name="user_daily_listening",
-    writer=_GOLD_WRITER,
+    writer="pipelines.lake.gold.listeners:run_user_daily_listening",
     partition_by=("day",),
     key=("day", "listener_key"),
     description="One row per listener and day they played (pseudonymous).",
@@ -428,7 +427,7 @@ USER_DAILY_LISTENING = Table(
 DAILY_ACTIVE_USERS = Table(
     layer="gold",
     name="daily_active_users",
-    writer=_GOLD_WRITER,
+    writer="pipelines.lake.gold.listeners:run_daily_active_users",
     partition_by=("day",),
     key=("day", "country_code"),
     description=(
@@ -451,7 +450,7 @@ DAILY_ACTIVE_USERS = Table(
 RETENTION_COHORTS = Table(
     layer="gold",
     name="retention_cohorts",
-    writer=_GOLD_WRITER,
+    writer="pipelines.lake.gold.listeners:run_retention_cohorts",
     partition_by=("day",),
     key=("day", "cohort_week", "weeks_since"),
     description=(
@@ -472,7 +471,7 @@ RETENTION_COHORTS = Table(
 COUNTRY_DEVICE_BREAKDOWN = Table(
     layer="gold",
     name="country_device_breakdown",
-    writer=_GOLD_WRITER,
+    writer="pipelines.lake.gold.listeners:run_country_device_breakdown",
     partition_by=("day",),
     key=("day", "country_code", "device_type"),
     description="Plays, listeners and listening time per country and device, per day.",
@@ -491,7 +490,7 @@ COUNTRY_DEVICE_BREAKDOWN = Table(
 SKIP_RATES = Table(
     layer="gold",
     name="skip_rates",
-    writer=_GOLD_WRITER,
+    writer="pipelines.lake.gold.songs:run_skip_rates",
     partition_by=("day",),
     key=("day", "scope", "subject_id"),
     description="Skip rate per song and per genre (scope), per day.",
@@ -520,7 +519,7 @@ SKIP_RATES = Table(
 GENRE_TRENDS = Table(
     layer="gold",
     name="genre_trends",
-    writer=_GOLD_WRITER,
+    writer="pipelines.lake.gold.songs:run_genre_trends",
     partition_by=("day",),
     key=("day", "country_code", "genre"),
     description=(
@@ -546,7 +545,7 @@ GENRE_TRENDS = Table(
 TRAINING_INTERACTIONS = Table(
     layer="training",
     name="interactions",
-    writer="pipelines.lake.training",
+    writer="pipelines.lake.training:run",
     partition_by=("cutoff_date",),
     key=("cutoff_date", "user_id", "song_id"),
     description=(

@@ -41,3 +41,15 @@ def test_bronze_play_events_hold_every_event_field():
     assert (
         set(PlayEventV1.model_fields) == set(PLAY_EVENTS.column_names) - derived - added_by_ingest
     )
+
+
+def test_every_daily_table_names_the_job_that_writes_it():
+    """A writer ``module:function`` is a job of the build, so a reader of the registry
+    finds the one function that fills the table."""
+    from pipelines.lake.audit import JOBS
+
+    jobs = {job.target for job in JOBS}
+    named = [t for t in TABLES.values() if ":" in t.writer]
+    assert len(named) >= 15  # dims, silver, gold, training
+    for table in named:
+        assert table.writer in jobs, table.qualified_name
