@@ -185,7 +185,7 @@ ENGINES = ("polars", "duckdb")
 COMPARED = {
     "daily_song_plays": (
         "country_code", "song_id", "artist_id", "genre", "song_known",
-        "plays", "listeners", "completed", "skips", "ms_played",
+        "plays", "likes", "listeners", "completed", "skips", "ms_played",
     ),
     "daily_active_users": ("country_code", "dau"),
     "skip_rates": ("scope", "subject_id", "genre", "plays", "skips", "skip_rate"),
@@ -198,14 +198,18 @@ def polars_query(query: str, silver_plays: str, day: date):
     """``query``'s rows for ``day`` from silver.plays with polars, as a pyarrow table."""
     import polars as pl
 
-    plays = pl.scan_delta(silver_plays).filter(pl.col("event_date") == day)
+    rows = pl.scan_delta(silver_plays).filter(pl.col("event_date") == day)
+    # as the Spark jobs: a like is not a listening (daily_song_plays counts likes apart)
+    listening = pl.col("event_type") != "like"
+    plays = rows.filter(listening)
     if query == "daily_song_plays":
-        frame = plays.group_by("country_code", "song_id").agg(
+        frame = rows.group_by("country_code", "song_id").agg(
             pl.col("artist_id").first(),
             pl.col("genre").first(),
             pl.col("song_known").first(),
-            pl.len().cast(pl.Int64).alias("plays"),
-            pl.col("user_id").n_unique().cast(pl.Int64).alias("listeners"),
+            listening.sum().cast(pl.Int64).alias("plays"),
+            (~listening).sum().cast(pl.Int64).alias("likes"),
+            pl.col("user_id").filter(listening).n_unique().cast(pl.Int64).alias("listeners"),
             pl.col("completed").sum().cast(pl.Int64),
             pl.col("skipped").sum().cast(pl.Int64).alias("skips"),
             pl.col("ms_played").sum().cast(pl.Int64),
@@ -252,20 +256,23 @@ def polars_query(query: str, silver_plays: str, day: date):
 DUCKDB_SQL = {
     "daily_song_plays": """
         SELECT country_code, song_id, first(artist_id) AS artist_id, first(genre) AS genre,
-               first(song_known) AS song_known, count(*) AS plays,
-               count(DISTINCT user_id) AS listeners,
+               first(song_known) AS song_known,
+               count(*) FILTER (WHERE event_type <> 'like') AS plays,
+               count(*) FILTER (WHERE event_type = 'like') AS likes,
+               count(DISTINCT user_id) FILTER (WHERE event_type <> 'like') AS listeners,
                sum(completed::BIGINT) AS completed, sum(skipped::BIGINT) AS skips,
                sum(ms_played)::BIGINT AS ms_played
         FROM plays WHERE event_date = $day GROUP BY country_code, song_id""",
     "daily_active_users": """
         SELECT country_code, count(DISTINCT user_id) AS dau
-        FROM plays WHERE event_date = $day GROUP BY country_code
+        FROM plays WHERE event_date = $day AND event_type <> 'like' GROUP BY country_code
         UNION ALL
-        SELECT 'ALL', count(DISTINCT user_id) FROM plays WHERE event_date = $day""",
+        SELECT 'ALL', count(DISTINCT user_id) FROM plays
+        WHERE event_date = $day AND event_type <> 'like'""",
     "skip_rates": """
         WITH tagged AS (
             SELECT song_id, coalesce(genre, 'unknown') AS genre, skipped::BIGINT AS skip
-            FROM plays WHERE event_date = $day)
+            FROM plays WHERE event_date = $day AND event_type <> 'like')
         SELECT 'song' AS scope, song_id AS subject_id, first(genre) AS genre,
                count(*) AS plays, sum(skip) AS skips, sum(skip) / count(*) AS skip_rate
         FROM tagged GROUP BY song_id

@@ -357,7 +357,7 @@ DAILY_SONG_PLAYS = Table(
     writer="pipelines.lake.gold.songs:run_daily_song_plays",
     partition_by=("day",),
     key=("day", "country_code", "song_id"),
-    description="Plays per song, country and day.",
+    description="Plays per song, country and day (listening events; likes counted apart).",
     columns=(
         Column("day", "date", False),
         Column("country_code", "string", False),
@@ -365,16 +365,18 @@ DAILY_SONG_PLAYS = Table(
         Column("artist_id", "string", True),
         Column("genre", "string", True),
         Column("song_known", "boolean", False),
-        Column("plays", "long", False),
-        Column("listeners", "long", False, "distinct listeners"),
+        Column("plays", "long", False, "listening events: complete, skip, play"),
+        Column("likes", "long", False),
+        Column("listeners", "long", False, "distinct listeners who played it"),
         Column("completed", "long", False),
         Column("skips", "long", False),
         Column("ms_played", "long", False),
     ),
     checks=(
         Unique(("day", "country_code", "song_id")),
-        InRange("plays", 1, None),
-        Reconciles("silver.plays", "event_date", source_expr="1", target_expr="plays"),
+        InRange("plays", 0, None),
+        InRange("likes", 0, None),
+        Reconciles("silver.plays", "event_date", source_expr="1", target_expr="plays + likes"),
     ),
 )
 
@@ -510,7 +512,7 @@ SKIP_RATES = Table(
         Reconciles(
             "silver.plays",
             "event_date",
-            source_expr="1",
+            source_expr="CASE WHEN event_type = 'like' THEN 0 ELSE 1 END",
             target_expr="CASE WHEN scope = 'song' THEN plays ELSE 0 END",
         ),
     ),

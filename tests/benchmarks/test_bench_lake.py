@@ -27,7 +27,7 @@ SONGS = {
 }
 
 
-def play(user, country, song, ms, completed, skipped, day=DAY):
+def play(user, country, song, ms, completed, skipped, day=DAY, liked=False):
     artist, genre, duration = SONGS.get(song, (None, None, None))
     start = datetime(day.year, day.month, day.day, 12, tzinfo=UTC)
     return {
@@ -37,7 +37,7 @@ def play(user, country, song, ms, completed, skipped, day=DAY):
         "start_time": start,
         "end_time": start,
         "ms_played": ms,
-        "event_type": "skip" if skipped else "complete",
+        "event_type": "like" if liked else "skip" if skipped else "complete",
         "device_type": "mobile",
         "country_code": country,
         "event_date": day,
@@ -64,6 +64,9 @@ def silver_plays(tmp_path_factory) -> str:
         play("u3", "GB", "s1", 200_000, True, False),
         play("u3", "GB", "s9", 5_000, False, True),  # a song the catalog does not know
         play("u4", "US", "s1", 100_000, True, False, day=date(2026, 3, 1)),  # another day
+        # likes: counted apart, never plays; u5 only likes, so is no active listener
+        play("u5", "US", "s1", 0, False, False, liked=True),
+        play("u1", "US", "s2", 0, False, False, liked=True),
     ]
     write_deltalake(
         path,
@@ -75,10 +78,10 @@ def silver_plays(tmp_path_factory) -> str:
 
 EXPECTED = {
     "daily_song_plays": {
-        ("US", "s1", "a1", "pop", True, 2, 2, 1, 1, 210_000),
-        ("US", "s2", "a2", "rock", True, 1, 1, 1, 0, 180_000),
-        ("GB", "s1", "a1", "pop", True, 1, 1, 1, 0, 200_000),
-        ("GB", "s9", None, None, False, 1, 1, 0, 1, 5_000),
+        ("US", "s1", "a1", "pop", True, 2, 1, 2, 1, 1, 210_000),
+        ("US", "s2", "a2", "rock", True, 1, 1, 1, 1, 0, 180_000),
+        ("GB", "s1", "a1", "pop", True, 1, 0, 1, 1, 0, 200_000),
+        ("GB", "s9", None, None, False, 1, 0, 1, 0, 1, 5_000),
     },
     "daily_active_users": {("US", 2), ("GB", 1), ("ALL", 3)},
     "skip_rates": {

@@ -1,6 +1,10 @@
 """Gold tables about songs: plays per song and day, each artist's top songs, skip rates and
 genre trends. Aggregates only: no user ids and no listener keys in any of them.
 
+Plays are listening events (``complete``, ``skip``, ``play``); a ``like`` is an action on a
+song, not a listening (as in ``silver.sessions``): ``daily_song_plays`` counts likes in a
+column of their own, the other tables leave them out.
+
 Input: ``silver.plays``, the day's partition. The rolling figures read earlier days of gold
 tables instead of re-reading silver (a day of gold is a few rows per song or genre, a day of
 silver is every play): ``artist_top_songs`` sums ``gold.daily_song_plays`` over its window,
@@ -37,6 +41,7 @@ ALL_COUNTRIES = "ALL"
 UNKNOWN_GENRE = "unknown"
 """The genre of a play whose song is not in the catalog."""
 TREND_DAYS = 7
+LIKE = "like"
 """``genre_trends`` compares the 7 days ending on the day with the 7 days before them."""
 
 
@@ -44,6 +49,13 @@ def _day(day: date) -> Column:
     from pyspark.sql import functions as F
 
     return F.lit(day)
+
+
+def _listening() -> Column:
+    """True for a listening event, false for a like."""
+    from pyspark.sql import functions as F
+
+    return F.col("event_type") != LIKE
 
 
 def _genre() -> Column:
@@ -63,9 +75,11 @@ def plays_of_day(spark: SparkSession, settings: Settings, day: date) -> DataFram
 
 
 def daily_song_plays(plays: DataFrame, day: date) -> DataFrame:
-    """Per country and song: plays, distinct listeners, completions, skips, time played."""
+    """Per country and song: plays, likes, distinct listeners, completions, skips, time
+    played. A song only liked that day has a row with 0 plays."""
     from pyspark.sql import functions as F
 
+    listening = _listening()
     return (
         plays.groupBy("country_code", "song_id")
         .agg(
@@ -73,8 +87,10 @@ def daily_song_plays(plays: DataFrame, day: date) -> DataFrame:
             F.max("artist_id").alias("artist_id"),
             F.max("genre").alias("genre"),
             F.max("song_known").alias("song_known"),
-            F.count(F.lit(1)).alias("plays"),
-            F.countDistinct("user_id").alias("listeners"),
+            F.count(F.when(listening, 1)).alias("plays"),
+            F.count(F.when(~listening, 1)).alias("likes"),
+            F.countDistinct(F.when(listening, F.col("user_id"))).alias("listeners"),
+            # a like is never completed nor skipped and plays 0 ms: these sums need no filter
             F.sum(F.col("completed").cast("long")).alias("completed"),
             F.sum(F.col("skipped").cast("long")).alias("skips"),
             F.sum("ms_played").alias("ms_played"),
@@ -144,10 +160,13 @@ def run_artist_top_songs(spark: SparkSession, settings: Settings, day: date) -> 
 
 def skip_rates(plays: DataFrame, day: date) -> DataFrame:
     """Skips over plays per song (scope ``song``, its genre attached) and per genre (scope
-    ``genre``); plays of unknown songs count under the genre ``unknown``."""
+    ``genre``); plays of unknown songs count under the genre ``unknown``; likes are left
+    out."""
     from pyspark.sql import functions as F
 
-    tagged = plays.select("song_id", _genre(), F.col("skipped").cast("long").alias("skip"))
+    tagged = plays.where(_listening()).select(
+        "song_id", _genre(), F.col("skipped").cast("long").alias("skip")
+    )
     counts = [F.count(F.lit(1)).alias("plays"), F.sum("skip").alias("skips")]
     per_song = tagged.groupBy("song_id").agg(F.max("genre").alias("genre"), *counts)
     per_genre = tagged.groupBy("genre").agg(*counts)
@@ -184,11 +203,11 @@ def run_skip_rates(spark: SparkSession, settings: Settings, day: date) -> list[R
 
 def genre_day(plays: DataFrame) -> DataFrame:
     """Per country and genre, and per genre over every country (``ALL``): plays, distinct
-    listeners, and the share of the country's plays."""
+    listeners, and the share of the country's plays; likes are left out."""
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
-    tagged = plays.select("country_code", _genre(), "user_id")
+    tagged = plays.where(_listening()).select("country_code", _genre(), "user_id")
     counts = [F.count(F.lit(1)).alias("plays"), F.countDistinct("user_id").alias("listeners")]
     per_country = tagged.groupBy("country_code", "genre").agg(*counts)
     everywhere = (

@@ -45,8 +45,12 @@ def play(
     day: date,
     skipped: bool = False,
     ms: int = 100_000,
+    liked: bool = False,
 ) -> dict:
+    """A silver row: a complete, a skip (``skipped``) or a like (``liked``: 0 ms played)."""
     artist, genre = SONGS[song]
+    if liked:
+        ms = 0
     start = datetime(day.year, day.month, day.day, 12, tzinfo=UTC) + timedelta(minutes=n)
     return {
         "event_id": f"e{n}",
@@ -55,7 +59,7 @@ def play(
         "start_time": start,
         "end_time": start + timedelta(milliseconds=ms),
         "ms_played": ms,
-        "event_type": "skip" if skipped else "complete",
+        "event_type": "like" if liked else "skip" if skipped else "complete",
         "device_type": "mobile",
         "country_code": country,
         "event_date": day,
@@ -64,7 +68,7 @@ def play(
         "genre": genre,
         "song_known": artist is not None,
         "user_known": True,
-        "completed": not skipped,
+        "completed": not (skipped or liked),
         "skipped": skipped,
         "local_hour": 12,
     }
@@ -84,6 +88,9 @@ PLAYS = [
     play(6, "u3", "US", "s3", D, ms=100_000),
     play(7, "u4", "US", "sx", D, skipped=True, ms=3_000),
     play(8, "u1", "US", "s4", D, ms=120_000),  # u1 in two countries: once in ALL
+    # likes: counted apart in daily_song_plays, nowhere else; u5 only likes (no listener)
+    play(9, "u5", "SE", "s1", D, liked=True),
+    play(30, "u5", "SE", "s4", D, liked=True),  # a song only liked in SE: 0 plays
     # day D-28, one day before the 28-day window: s3 would lead artist A with 6
     *(play(10 + n, "u1", "SE", "s3", ago(28)) for n in range(5)),
     play(20, "u1", "SE", "s4", ago(27)),  # the window's first day: counts for s4
@@ -124,7 +131,7 @@ def rows_of_day(settings: Settings, table, day: date = D) -> list[dict]:
 
 
 def test_daily_song_plays_per_country_and_song(built: Settings):
-    def row(country, song, plays, listeners, completed, skips, ms):
+    def row(country, song, plays, listeners, completed, skips, ms, likes=0):
         artist, genre = SONGS[song]
         return {
             "country_code": country,
@@ -133,6 +140,7 @@ def test_daily_song_plays_per_country_and_song(built: Settings):
             "genre": genre,
             "song_known": artist is not None,
             "plays": plays,
+            "likes": likes,
             "listeners": listeners,
             "completed": completed,
             "skips": skips,
@@ -140,8 +148,9 @@ def test_daily_song_plays_per_country_and_song(built: Settings):
         }
 
     assert rows_of_day(built, DAILY_SONG_PLAYS) == [
-        row("SE", "s1", 3, 2, 2, 1, 385_000),
+        row("SE", "s1", 3, 2, 2, 1, 385_000, likes=1),
         row("SE", "s2", 1, 1, 0, 1, 10_000),
+        row("SE", "s4", 0, 0, 0, 0, 0, likes=1),
         row("US", "s2", 1, 1, 1, 0, 150_000),
         row("US", "s3", 1, 1, 1, 0, 100_000),
         row("US", "s4", 1, 1, 1, 0, 120_000),
@@ -213,7 +222,7 @@ def test_genre_trends_per_country_and_all(built: Settings):
 def test_no_table_holds_a_user_id(built: Settings):
     for table in (DAILY_SONG_PLAYS, ARTIST_TOP_SONGS, SKIP_RATES, GENRE_TRENDS):
         values = {v for row in read_rows(built, table) for v in row.values()}
-        assert not values & {"u1", "u2", "u3", "u4"}, table.qualified_name
+        assert not values & {"u1", "u2", "u3", "u4", "u5"}, table.qualified_name
         assert not {"user_id", "listener_key"} & set(table.column_names)
 
 
@@ -227,12 +236,12 @@ def test_a_day_built_twice_keeps_every_table_equal(spark, built: Settings):
         *songs.run_genre_trends(spark, built, D),
     ]
     assert {t.name: read_rows(built, t) for t in tables} == before
-    # rows in: D's 8 silver plays; top songs read the window's 11 daily rows (6 of D, one
-    # of each earlier day but D-28); genre trends also read its own rows of D-13, D-7 and
-    # D-6 (a country's and ALL's each: 6)
+    # rows in: D's 10 silver rows (8 plays, 2 likes); top songs read the window's 12 daily
+    # rows (7 of D, one of each earlier day but D-28); genre trends also read its own rows
+    # of D-13, D-7 and D-6 (a country's and ALL's each: 6)
     assert [(r.table, r.rows_in, r.rows_out) for r in records] == [
-        ("gold.daily_song_plays", 8, 6),
-        ("gold.artist_top_songs", 11, 3),
-        ("gold.skip_rates", 8, 8),
-        ("gold.genre_trends", 8 + 6, 7),
+        ("gold.daily_song_plays", 10, 7),
+        ("gold.artist_top_songs", 12, 3),
+        ("gold.skip_rates", 10, 8),
+        ("gold.genre_trends", 10 + 6, 7),
     ]
