@@ -17,6 +17,11 @@ the range, each day whose bronze holds events that silver has not taken in, and
 :func:`plan_with_late_days` starts the daily jobs at the earliest of them, so every day from
 there to the range's end (rolling windows downstream included) sees them.
 
+**Run id**: one build is one ``run_id``, in ``ops.job_runs`` and in ``ops.quality_results``
+alike. :func:`build` sets it as the *current run* (a context variable) while its jobs run,
+so the quality checks inside a job's write find it without a parameter in every job's
+``run(spark, settings, day)``; a job called outside a build gets an id of its own per call.
+
 A job that raises stops the build (the error reaches the caller; nothing downstream of it
 runs): the audit holds the runs that finished, each appended as soon as it finished.
 """
@@ -25,7 +30,9 @@ from __future__ import annotations
 
 import importlib
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING
@@ -227,25 +234,43 @@ def build(
     ``on_step(step, records)`` is called after each run (progress output). Returns every
     record of the build.
     """
-    run_id = uuid.uuid4().hex
     records: list[RunRecord] = []
-    for step in plan:
-        done = step.job.load()(spark, settings, step.day)
-        append_runs(settings, run_id, step.job.name, done)
-        records += done
-        if on_step is not None:
-            on_step(step, done)
+    with current_run() as run_id:
+        for step in plan:
+            done = step.job.load()(spark, settings, step.day)
+            append_runs(settings, run_id, step.job.name, done)
+            records += done
+            if on_step is not None:
+                on_step(step, done)
     return records
 
 
-def append_runs(settings: Settings, run_id: str, job: str, records: list[RunRecord]) -> None:
-    """Append ``records`` to ``ops.job_runs`` (created on first use), with delta-rs: a few
-    rows need no Spark job."""
-    import pyarrow as pa
-    from deltalake import write_deltalake
+_current_run: ContextVar[str | None] = ContextVar("encore_lake_current_run", default=None)
+"""The run id of the build in progress. A context variable, not a module global: it is
+reset when the build ends (also when a job raises), and builds in other threads or tasks
+each see their own."""
 
-    if not records:
-        return
+
+@contextmanager
+def current_run() -> Iterator[str]:
+    """A new run id, current (:func:`current_run_id`) until the block ends."""
+    run_id = uuid.uuid4().hex
+    token = _current_run.set(run_id)
+    try:
+        yield run_id
+    finally:
+        _current_run.reset(token)
+
+
+def current_run_id() -> str:
+    """The run id of the build in progress; outside a build, a new one per call."""
+    return _current_run.get() or uuid.uuid4().hex
+
+
+def append_runs(settings: Settings, run_id: str, job: str, records: list[RunRecord]) -> None:
+    """Append ``records`` to ``ops.job_runs`` (created on first use)."""
+    from pipelines.lake.writing import append_rows  # writing imports RunRecord from here
+
     finished_at = datetime.now(UTC)
     rows = [
         {
@@ -261,12 +286,7 @@ def append_runs(settings: Settings, run_id: str, job: str, records: list[RunReco
         }
         for r in records
     ]
-    write_deltalake(
-        JOB_RUNS.path(settings),
-        pa.Table.from_pylist(rows, schema=JOB_RUNS.arrow_schema()),
-        mode="append",
-        storage_options=settings.lake.storage_options or None,
-    )
+    append_rows(settings, JOB_RUNS, rows)
 
 
 def read_runs(settings: Settings) -> pa.Table:

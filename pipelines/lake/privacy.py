@@ -8,22 +8,28 @@ its columns, so tables added later join without a change here:
 - a ``listener_key`` column: the rows with the listener's pseudonym
   (:func:`pipelines.lake.pseudonyms.listener_key`), as in ``gold.user_daily_listening``;
 - a ``raw_payload`` column (dead letters): rows whose payload parses as a JSON object with that
-  ``user_id``; payloads that do not parse cannot be attributed and are left alone, counted.
+  ``user_id``; payloads that do not parse cannot be attributed and are left alone, counted;
+- an ``example`` column (``ops.quality_results``: a failing check's example row as JSON,
+  pseudonymised): the results whose example contains the listener's id or pseudonym. Those
+  are blanked (example set to null), not deleted: the check's verdict and counts are about
+  the table, not the listener, and the quality history keeps them. Matching is by text, so an
+  id that is part of a longer one blanks that example too (an example lost, nothing kept).
 
 Aggregate tables with no listener column (songs' daily plays, daily active users, cohorts,
 breakdowns) are left untouched, by design: they hold counts over many listeners, no row
 is one listener's, and an erased listener's contribution to a count is not personal data.
 
-Outputs: ``forget`` deletes those rows (a Delta DELETE per table), physically deletes the files
-that held them (the remove actions of that DELETE, plus older tombstoned files, e.g. left by
-compaction, that still hold the listener's rows: a vacuum limited to them), compacts the Delta
-log of every table whose history mentions the id, and appends one row to ``ops.erasures``.
+Outputs: ``forget`` deletes those rows (a Delta DELETE per table; an UPDATE for examples),
+physically deletes the files that held them (the remove actions of that commit, plus older
+tombstoned files, e.g. left by compaction, that still hold the listener's rows: a vacuum
+limited to them), compacts the Delta log of every table whose history mentions the id, and
+appends one row to ``ops.erasures``.
 ``export`` returns the listener's rows of every such table.
 
 Where the id could survive, and what is done about it:
 
-- DELETE's commit records its predicate in the log. The predicate here names a salted SHA-256
-  of the id (one random salt per request), never the id itself.
+- A DELETE's (or UPDATE's) commit records its predicate in the log. The predicate here names
+  a salted SHA-256 of the value (one random salt per request), never the id itself.
 - Every ``add`` action carries column statistics, and min/max of ``user_id`` (or a payload's
   prefix, or ``listener_key``) can be the listener's id or pseudonym; those actions stay in
   older commits and checkpoints. So a table whose log mentions either gets a checkpoint at
@@ -56,12 +62,13 @@ from urllib.parse import unquote
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from deltalake import CommitProperties, DeltaTable, write_deltalake
+from deltalake import CommitProperties, DeltaTable
 from pyarrow import fs as pafs
 
 from encore.settings import Settings
 from encore.tables import ERASURES, TABLES, Table
 from pipelines.lake.pseudonyms import check_pseudonym_secret, listener_key
+from pipelines.lake.writing import append_rows
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +77,13 @@ LISTENER_COLUMN = "listener_key"
 """The listener's pseudonym in analytics tables: matched by computing it from the id."""
 PAYLOAD_COLUMN = "raw_payload"
 """A dead letter's record as received: attributed by parsing it as JSON."""
+EXAMPLE_COLUMN = "example"
+"""A quality result's failing row as JSON: the listener's if it contains their id or key."""
+
+NOTHING_HELD = "the lake holds nothing about this listener: an unknown id, or one already erased"
+"""Said (a warning, never the id) when export or erasure finds no row: both still succeed,
+an empty answer is the answer, and a repeated erasure must not fail, but a mistyped id
+should not pass unnoticed."""
 
 _LOG_FILE = re.compile(r"^(\d{20})\.")
 # v2: derived from lake.pseudonym_secret (v1, until issue 10, from the API's JWT secret;
@@ -87,6 +101,8 @@ class TableErasure:
     unattributed_mentioning_user: int = 0
     """Of those, payloads that contain the id as text (left alone, but said)."""
     log_compacted: bool = False
+    rows_blanked: int = 0
+    """Rows kept with their listener-mentioning column set to null (quality examples)."""
 
 
 @dataclass
@@ -109,7 +125,7 @@ class Erasure:
 
     @property
     def tables_touched(self) -> list[str]:
-        return [t.table for t in self.tables if t.rows_deleted or t.files_removed]
+        return [t.table for t in self.tables if t.rows_deleted or t.rows_blanked or t.files_removed]
 
 
 @dataclass(frozen=True)
@@ -127,10 +143,15 @@ class Subject:
         """What ``table``'s match column holds for this listener (payload tables: the id)."""
         return self.listener_key if _match_column(table) == LISTENER_COLUMN else self.user_id
 
+    def is_mentioned_in(self, text: str) -> bool:
+        """Whether ``text`` (JSON) contains the id (also JSON-escaped) or the pseudonym."""
+        needles = (self.user_id, json.dumps(self.user_id)[1:-1], self.listener_key)
+        return any(n in text for n in needles)
+
 
 def user_level_tables() -> list[Table]:
     """Registry tables that can hold a listener's rows."""
-    columns = (USER_COLUMN, LISTENER_COLUMN, PAYLOAD_COLUMN)
+    columns = (USER_COLUMN, LISTENER_COLUMN, PAYLOAD_COLUMN, EXAMPLE_COLUMN)
     return [t for t in TABLES.values() if any(c in t.column_names for c in columns)]
 
 
@@ -138,6 +159,10 @@ def user_rows(table: Table, rows: pa.Table, subject: Subject) -> tuple[pa.Array,
     """Mask of ``rows`` that belong to ``subject``, plus (unattributable rows, of which
     mention the id) for payload tables."""
     column_name = _match_column(table)
+    if column_name == EXAMPLE_COLUMN:
+        texts = rows.column(column_name).cast(pa.string()).to_pylist()
+        mask = [t is not None and subject.is_mentioned_in(t) for t in texts]
+        return pa.array(mask, pa.bool_()), 0, 0
     if column_name != PAYLOAD_COLUMN:
         # files delta-rs rewrote read back as string_view: compare as plain strings
         column = rows.column(column_name).cast(pa.string())
@@ -164,7 +189,8 @@ def _payload_user(payload: str | None) -> str | None:
 
 
 def export(settings: Settings, user_id: str) -> dict[str, Any]:
-    """Everything the lake holds about ``user_id``: ``{table: [row, ...]}``, JSON-ready.
+    """Everything the lake holds about ``user_id``: ``{table: [row, ...]}``, JSON-ready
+    (every list empty, and a warning :data:`NOTHING_HELD`, for an id the lake does not hold).
 
     Raises:
         ConfigurationError: the pseudonym key is the default outside development.
@@ -179,6 +205,8 @@ def export(settings: Settings, user_id: str) -> dict[str, Any]:
         rows = delta.to_pyarrow_table()
         mask, _, _ = user_rows(table, rows, subject)
         tables[table.qualified_name] = [_jsonable(r) for r in rows.filter(mask).to_pylist()]
+    if not any(tables.values()):
+        log.warning(NOTHING_HELD)
     return {
         "user_id": user_id,
         "exported_at": datetime.now(UTC).isoformat(),
@@ -189,7 +217,8 @@ def export(settings: Settings, user_id: str) -> dict[str, Any]:
 def forget(settings: Settings, user_id: str, request_id: str | None = None) -> Erasure:
     """Delete ``user_id``'s rows from every user-level table, physically, and log the erasure.
 
-    Idempotent: a second run finds nothing and logs a request that touched nothing.
+    Idempotent: a second run finds nothing and logs a request that touched nothing (and
+    warns :data:`NOTHING_HELD`, as for an id the lake never held).
 
     Raises:
         ConfigurationError: the pseudonym key is the default outside development (a
@@ -205,6 +234,8 @@ def forget(settings: Settings, user_id: str, request_id: str | None = None) -> E
         if delta is not None:
             results.append(_forget_in(table, delta, subject, salt, request_id))
     erasure = Erasure(request_id, datetime.now(UTC), results)
+    if not erasure.tables_touched:
+        log.warning(NOTHING_HELD)
     _append_log(settings, erasure, user_id)
     return erasure
 
@@ -234,13 +265,15 @@ def _forget_in(
             f"encode(sha256(concat('{salt}', {column})), 'hex') IN "
             f"({', '.join(repr(d) for d in digests)})"
         )
-        metrics = delta.delete(
-            predicate,
-            commit_properties=CommitProperties(
-                custom_metadata={"encore.erasure_request": request_id}
-            ),
-        )
-        result.rows_deleted = metrics["num_deleted_rows"]
+        properties = CommitProperties(custom_metadata={"encore.erasure_request": request_id})
+        if column == EXAMPLE_COLUMN:
+            metrics = delta.update(
+                updates={column: "NULL"}, predicate=predicate, commit_properties=properties
+            )
+            result.rows_blanked = metrics["num_updated_rows"]
+        else:
+            metrics = delta.delete(predicate, commit_properties=properties)
+            result.rows_deleted = metrics["num_deleted_rows"]
         obsolete = _removed_by(delta, delta.version(), request_id)
     # older tombstones (compaction's inputs, say) may still hold the listener's rows
     for path in delta.vacuum(retention_hours=0, enforce_retention_duration=False, dry_run=True):
@@ -251,14 +284,19 @@ def _forget_in(
         filesystem.delete_file(f"{root}/{path}")
         log.info("%s: erasure %s removed %s", table.qualified_name, request_id, path)
     result.files_removed = obsolete
-    if result.rows_deleted or obsolete or _log_mentions(filesystem, root, subject):
+    if (
+        result.rows_deleted
+        or result.rows_blanked
+        or obsolete
+        or _log_mentions(filesystem, root, subject)
+    ):
         _compact_log(delta, filesystem, root)
         result.log_compacted = True
     return result
 
 
 def _match_column(table: Table) -> str:
-    for column in (USER_COLUMN, LISTENER_COLUMN):
+    for column in (USER_COLUMN, LISTENER_COLUMN, EXAMPLE_COLUMN):
         if column in table.column_names:
             return column
     return PAYLOAD_COLUMN
@@ -332,6 +370,7 @@ def _append_log(settings: Settings, erasure: Erasure, user_id: str) -> None:
         {
             "table": t.table,
             "rows_deleted": t.rows_deleted,
+            "rows_blanked": t.rows_blanked,
             "files_removed": len(t.files_removed),
             "rows_unattributed": t.rows_unattributed,
             "log_compacted": t.log_compacted,
@@ -339,21 +378,16 @@ def _append_log(settings: Settings, erasure: Erasure, user_id: str) -> None:
         for t in erasure.tables
     ]
     row = {
-        "request_id": [erasure.request_id],
-        "erased_at": [erasure.erased_at],
-        "subject_hmac": [subject_hmac(settings, user_id)],
-        "tables_touched": [",".join(erasure.tables_touched)],
-        "rows_deleted": [erasure.rows_deleted],
-        "files_removed": [erasure.files_removed],
-        "rows_unattributed": [erasure.rows_unattributed],
-        "details": [json.dumps(details)],
+        "request_id": erasure.request_id,
+        "erased_at": erasure.erased_at,
+        "subject_hmac": subject_hmac(settings, user_id),
+        "tables_touched": ",".join(erasure.tables_touched),
+        "rows_deleted": erasure.rows_deleted,
+        "files_removed": erasure.files_removed,
+        "rows_unattributed": erasure.rows_unattributed,
+        "details": json.dumps(details),
     }
-    write_deltalake(
-        ERASURES.path(settings),
-        pa.table(row, schema=ERASURES.arrow_schema()),
-        mode="append",
-        storage_options=settings.lake.storage_options or None,
-    )
+    append_rows(settings, ERASURES, [row])
 
 
 def subject_hmac(settings: Settings, user_id: str) -> str:

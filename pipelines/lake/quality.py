@@ -4,7 +4,7 @@ Input: the day's rows a job is about to write (``writing.replace_day`` hands the
 conformed and cached), the table's ``checks``, and what the checks compare with: the
 dimensions of a ``KnownTo``, the source of a ``Reconciles`` or ``RowsEqualDistinct``.
 Output: one row per check in ``ops.quality_results`` (``encore.tables.QUALITY_RESULTS``:
-run id, table, day, check, passed, rows checked, failing rows, an example), then a
+the build's run id, table, day, check, passed, rows checked, failing rows, an example), then a
 :class:`QualityError` naming the table, the day, every failing check and an example row
 when any failed, so the day is not written and nothing after it in the build runs (the
 publish step is last). Schedule: inside every daily job's write, in ``encore lake build``.
@@ -16,7 +16,9 @@ example, deterministic); a reconciliation's source total is a one-row aggregate 
 to it, so a single ``collect`` brings every figure back.
 
 Examples never hold a raw user id: a ``user_id`` in an example row is replaced by its
-``listener_key`` (``pipelines.lake.pseudonyms``), in the results table and in the error.
+``listener_key`` (``pipelines.lake.pseudonyms``), in the results table and in the error. A
+pseudonym still names a listener: erasing one (``pipelines.lake.privacy.forget``) blanks
+the examples that mention them.
 """
 
 from __future__ import annotations
@@ -25,7 +27,6 @@ import functools
 import json
 import math
 import operator
-import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING
@@ -43,6 +44,7 @@ from encore.checks import (
 from encore.errors import EncoreError
 from encore.settings import Settings
 from encore.tables import QUALITY_RESULTS, Table, get_table
+from pipelines.lake.audit import current_run_id
 from pipelines.lake.pseudonyms import listener_key
 
 if TYPE_CHECKING:
@@ -240,12 +242,11 @@ def pseudonymise(settings: Settings, example: str) -> str:
 
 
 def append_results(settings: Settings, table: Table, day: date, results: list[CheckResult]) -> None:
-    """Append ``results`` to ``ops.quality_results`` (created on first use), with delta-rs:
-    a few rows need no Spark job. The rows of one evaluation share a run id."""
-    import pyarrow as pa
-    from deltalake import write_deltalake
+    """Append ``results`` to ``ops.quality_results`` (created on first use), under the
+    current build's run id (:func:`pipelines.lake.audit.current_run_id`)."""
+    from pipelines.lake.writing import append_rows
 
-    run_id, checked_at = uuid.uuid4().hex, datetime.now(UTC)
+    run_id, checked_at = current_run_id(), datetime.now(UTC)
     rows = [
         {
             "run_id": run_id,
@@ -260,12 +261,7 @@ def append_results(settings: Settings, table: Table, day: date, results: list[Ch
         }
         for r in results
     ]
-    write_deltalake(
-        QUALITY_RESULTS.path(settings),
-        pa.Table.from_pylist(rows, schema=QUALITY_RESULTS.arrow_schema()),
-        mode="append",
-        storage_options=settings.lake.storage_options or None,
-    )
+    append_rows(settings, QUALITY_RESULTS, rows)
 
 
 def read_results(settings: Settings) -> pa.Table:

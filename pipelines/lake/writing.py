@@ -5,13 +5,16 @@ to the registry's schema, runs the table's quality checks on exactly those rows 
 raises before anything is written), creates the table on first use, and overwrites the
 day's partition only (``replaceWhere``), so running a day twice leaves the table's content
 as it was. Tables without a day partition are replaced whole.
+
+The ops tables (the build audit, quality results, the erasure log) are append-only logs of a
+few rows each: :func:`append_rows` writes them with delta-rs, no Spark job.
 """
 
 from __future__ import annotations
 
 import time
 from datetime import date
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from encore.settings import Settings
 from encore.tables import Table
@@ -90,4 +93,21 @@ def replace_day(
         rows_in=rows_in,
         rows_out=rows.count(),
         seconds=round(time.monotonic() - started, 3),
+    )
+
+
+def append_rows(settings: Settings, table: Table, rows: list[dict[str, Any]]) -> None:
+    """Append ``rows`` (dicts keyed by column name) to ``table`` with delta-rs, in the
+    registry's schema and partitioning, creating the table on first use; nothing for none."""
+    import pyarrow as pa
+    from deltalake import write_deltalake
+
+    if not rows:
+        return
+    write_deltalake(
+        table.path(settings),
+        pa.Table.from_pylist(rows, schema=table.arrow_schema()),
+        mode="append",
+        partition_by=list(table.partition_by) or None,
+        storage_options=settings.lake.storage_options or None,
     )

@@ -1,6 +1,6 @@
 """The build plan with late data: an earlier day whose bronze received events after its last
 build is found cheaply (delta-rs) and rebuilt, with every day after it; a replayed event
-(already in silver) is not a reason to rebuild."""
+(already in silver) is not a reason to rebuild. One build is one run id."""
 
 from __future__ import annotations
 
@@ -74,8 +74,20 @@ def test_a_late_event_rebuilds_its_day_and_a_replay_does_not(spark, lake_setting
     plays = {(r["event_id"], r["event_date"]) for r in read_rows(settings, SILVER_PLAYS)}
     assert plays == {("e-0", D0), ("e-late", D0), ("e-1", D1)}
     assert audit.late_days(settings, D2) == []  # the replay stays in bronze, ignored
-    runs = [(r["job"], r["day"]) for r in audit.read_runs(settings).to_pylist()]
+    audited = audit.read_runs(settings).to_pylist()
+    runs = [(r["job"], r["day"]) for r in audited]
     assert runs[-3:] == [(job.name, day) for job in PLAYS_JOB for day in (D0, D1, D2)]
+    # one run id per build: the first build's two days, then the second's three
+    first, second = audited[0]["run_id"], audited[-1]["run_id"]
+    assert first != second
+    assert [r["run_id"] for r in audited] == [first] * 2 + [second] * 3
+
+
+def test_the_current_run_id_is_the_builds_and_a_job_outside_a_build_makes_its_own():
+    assert audit.current_run_id() != audit.current_run_id()
+    with audit.current_run() as run_id:
+        assert audit.current_run_id() == run_id == audit.current_run_id()
+    assert audit.current_run_id() != run_id
 
 
 def test_no_lookback_means_no_late_days(lake_settings):

@@ -22,6 +22,7 @@ from encore.tables import (
     ERASURES,
     PLAY_EVENTS,
     PLAY_EVENTS_REJECTED,
+    QUALITY_RESULTS,
     SILVER_PLAYS,
     SILVER_SESSIONS,
     TRAINING_INTERACTIONS,
@@ -29,7 +30,7 @@ from encore.tables import (
     Table,
 )
 from pipelines.ingest.delta_sink import OffsetTiedWriter, app_id
-from pipelines.lake import privacy
+from pipelines.lake import privacy, quality
 from pipelines.lake.pseudonyms import listener_key
 
 from .conftest import write_rows
@@ -344,6 +345,7 @@ def song_plays(day: date) -> list[dict]:
             "song_id": f"song-{n}",
             "song_known": True,
             "plays": 3,
+            "likes": 0,
             "listeners": 3,
             "completed": 3,
             "skips": 0,
@@ -416,3 +418,63 @@ def test_forget_covers_silver_gold_and_training(settings: Settings) -> None:
     assert {
         name: rows for name, rows in privacy.export(settings, ZOE)["tables"].items() if rows
     } == {}
+
+
+# -- quality examples: a failing check's example row is one listener's -------------------------
+
+
+def test_forget_blanks_the_quality_examples_that_name_the_listener(settings: Settings) -> None:
+    day = date(2026, 11, 23)
+    alice_key, carol_key = listener_key(settings, ALICE), listener_key(settings, CAROL)
+
+    def example(user: str) -> str:
+        row = {"cutoff_date": str(day), "user_id": user, "song_id": "song-1", "weight": -0.5}
+        return quality.pseudonymise(settings, json.dumps(row))
+
+    listening = json.dumps({"day": str(day), "listener_key": alice_key, "plays": -1})
+    quality.append_results(
+        settings,
+        TRAINING_INTERACTIONS,
+        day,
+        [
+            quality.CheckResult("in_range(weight, 0, None)", False, 4, 1, example(ALICE)),
+            quality.CheckResult("unique(cutoff_date, user_id, song_id)", True, 4, 0, None),
+        ],
+    )
+    quality.append_results(
+        settings,
+        SILVER_SESSIONS,
+        day,
+        [quality.CheckResult("not_null(x)", False, 3, 1, example(CAROL))],
+    )
+    quality.append_results(
+        settings,
+        USER_DAILY_LISTENING,
+        day,
+        [quality.CheckResult("in_range(plays, 1, None)", False, 2, 1, listening)],
+    )
+    assert alice_key in example(ALICE) and ALICE not in example(ALICE)  # pseudonymised
+    lake = Path(settings.lake_root)
+    # the scan can fail: her pseudonym is in the results' data files and log statistics
+    assert files_mentioning(lake, alice_key)
+    before = rows(settings, QUALITY_RESULTS, "check_name")
+
+    exported = privacy.export(settings, ALICE)["tables"]["ops.quality_results"]
+    assert sorted(r["example"] for r in exported) == sorted([example(ALICE), listening])
+
+    erasure = privacy.forget(settings, ALICE)
+
+    assert files_mentioning(lake, alice_key) == []
+    assert files_mentioning(lake, ALICE) == []
+    (result,) = [t for t in erasure.tables if t.table == "ops.quality_results"]
+    assert (result.rows_blanked, result.rows_deleted, result.log_compacted) == (2, 0, True)
+    # every verdict stays; only her two examples are gone; Carol's is as it was
+    blanked = {"in_range(weight, 0, None)", "in_range(plays, 1, None)"}
+    assert rows(settings, QUALITY_RESULTS, "check_name") == [
+        {**r, "example": None} if r["check_name"] in blanked else r for r in before
+    ]
+    assert carol_key in next(r["example"] for r in before if r["check_name"] == "not_null(x)")
+    [logged] = privacy.erasures(settings)
+    assert logged["tables_touched"] == "ops.quality_results"
+    assert json.loads(logged["details"])[0]["rows_blanked"] == 2
+    assert privacy.export(settings, ALICE)["tables"] == {"ops.quality_results": []}

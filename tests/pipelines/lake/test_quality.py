@@ -1,7 +1,7 @@
 """Data quality: each check type passes good rows and catches bad ones (with the failing
 rows counted by hand and the example row named), examples carry pseudonyms, never user
 ids, and a failing check stops the build before its table's day is written and before the
-publish step runs, with every result in ops.quality_results."""
+publish step runs, with every result in ops.quality_results under the build's run id."""
 
 from __future__ import annotations
 
@@ -230,7 +230,7 @@ def song_plays_job(spark, settings, day: date) -> list[audit.RunRecord]:
     """Stand-in for the gold job: 3 silver plays, s-1 twice and s-2 once, by hand."""
     rows = [
         {"day": day, "country_code": "US", "song_id": s, "song_known": False, "plays": n,
-         "listeners": 1, "completed": n, "skips": 0, "ms_played": 40_000 * n}
+         "likes": 0, "listeners": 1, "completed": n, "skips": 0, "ms_played": 40_000 * n}
         for s, n in (("s-1", 2), ("s-2", 1))
     ]  # fmt: skip
     frame = spark.createDataFrame(rows, DAILY_SONG_PLAYS.spark_schema())
@@ -293,12 +293,13 @@ def test_a_failing_check_stops_the_build_before_writing_and_publishing(spark, la
     assert {
         (r["table_name"], r["check_name"], r["passed"], r["failing_rows"]) for r in results
     } == {
-        ("gold.daily_song_plays", "unique(day, country_code, song_id)", True, 0),
-        ("gold.daily_song_plays", "in_range(plays, 1, None)", True, 0),
-        ("gold.daily_song_plays", "reconciles(plays = silver.plays.1)", True, 0),
+        # every check the registry declares for the gold table, all passed
+        *{("gold.daily_song_plays", c.name, True, 0) for c in DAILY_SONG_PLAYS.checks},
         ("training.interactions", "unique(cutoff_date, user_id, song_id)", True, 0),
         ("training.interactions", "in_range(weight, 0, None)", False, 1),
     }
     assert all(r["day"] == DAY and r["rows_checked"] == 2 for r in results)
     assert [json.loads(r["example"]) for r in results if not r["passed"]] == [example]
-    assert len({r["run_id"] for r in results}) == 2  # one per table's evaluation
+    # one build, one run id: the audit's and every check's (across both tables)
+    [run_id] = {r["run_id"] for r in audit.read_runs(settings).to_pylist()}
+    assert {r["run_id"] for r in results} == {run_id}

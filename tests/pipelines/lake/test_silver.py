@@ -176,22 +176,14 @@ def play_row(
     event_type: str = "play",
     song_id: str = "s-1",
 ) -> dict[str, Any]:
-    ms = minutes * 60_000
+    """A silver.plays row: the bronze :func:`event` with the columns silver derives
+    (``write_rows`` drops bronze's Kafka bookkeeping, silver has no such columns)."""
+    bronze = event(event_id, user_id, song_id, start, minutes * 60_000, event_type, "PT", device)
     return {
-        "event_id": event_id,
-        "user_id": user_id,
-        "song_id": song_id,
-        "start_time": start,
-        "end_time": start + timedelta(milliseconds=ms),
-        "ms_played": ms,
-        "event_type": event_type,
-        "device_type": device,
-        "country_code": "PT",
-        "event_date": start.date(),
-        "ingested_at": ARRIVAL,
+        **bronze,
         "song_known": True,
         "user_known": True,
-        "completed": event_type != "like" and event_type != "skip",
+        "completed": event_type not in ("like", "skip"),
         "skipped": event_type == "skip",
         "local_hour": start.hour,
     }
