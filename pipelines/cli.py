@@ -105,6 +105,12 @@ def _demo_step(settings: Settings) -> None:
     run_demo_step(settings)
 
 
+def _lake_demo_step(settings: Settings) -> None:
+    from pipelines.lake.demo import run_demo_step
+
+    run_demo_step(settings)
+
+
 INGEST = Service(
     "ingest",
     address=lambda s: f"{s.kafka.play_events_topic} -> {s.lake_root}",
@@ -130,6 +136,9 @@ def register(app: typer.Typer) -> None:
 PART = Part(
     "pipelines",
     commands=register,
-    demo_steps=(DemoStep(10, "play events: API -> Kafka -> Flink -> Delta", _demo_step),),
+    demo_steps=(
+        DemoStep(10, "play events: API -> Kafka -> Flink -> Delta", _demo_step),
+        DemoStep(17, "lake: silver, gold, quality, top songs published", _lake_demo_step),
+    ),
     services=(INGEST,),
 )
