@@ -113,7 +113,11 @@ def maintain(
 def forget(
     user: str = typer.Option(..., "--user", help="The listener's user id."),
 ) -> None:
-    """Erase a listener from every user-level lake table, physically, and log the erasure."""
+    """Erase a listener from every user-level lake table, physically, and log the erasure.
+
+    An id the lake does not hold (unknown, or already erased) is no error: the command says
+    so and exits 0, and the request is still logged.
+    """
     import json
 
     from rich.console import Console
@@ -130,7 +134,10 @@ def forget(
         console.print(f"[red]error:[/red] {escape(str(error))}", soft_wrap=True)
         raise typer.Exit(code=1) from None
     for t in erasure.tables:
-        line = f"{t.table}: {t.rows_deleted} rows deleted, {len(t.files_removed)} files removed"
+        line = f"{t.table}: {t.rows_deleted} rows deleted"
+        if t.rows_blanked:
+            line += f", {t.rows_blanked} quality examples blanked"
+        line += f", {len(t.files_removed)} files removed"
         if t.log_compacted:
             line += ", log compacted (history before the erasure dropped)"
         if t.rows_unattributed:
@@ -147,7 +154,8 @@ def export(
     user: str = typer.Option(..., "--user", help="The listener's user id."),
     out: str = typer.Option(None, "--out", help="Write the JSON here instead of to stdout."),
 ) -> None:
-    """Write everything the lake holds about a listener as JSON."""
+    """Write everything the lake holds about a listener as JSON (every table's list empty,
+    exit 0, for an id the lake does not hold)."""
     import json
     from pathlib import Path
 
