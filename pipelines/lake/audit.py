@@ -9,7 +9,10 @@ rows out, seconds. Schedule: ``encore lake build [--from DAY --to DAY]``, by han
 the dimensions, gold after silver). Each job runs for every day of the range before the next
 job starts, so a gold job's rolling window finds silver built for all of its days. A
 *snapshot* job (the dimensions) copies its sources' current state: it runs once per build,
-recorded under the range's last day.
+recorded under the range's last day. A job that *reads the next day* (sessions: one that
+runs past midnight belongs to its start day) also re-runs for the day before the range,
+built when the range's first day did not exist yet; its other tables are unaffected (they
+count sessions by start day), so only that job goes back.
 
 **Late data**: bronze partitions of earlier days keep receiving rows after their last build
 (late clients, replays). :func:`late_days` finds, within ``lake.late_lookback_days`` before
@@ -73,6 +76,10 @@ class Job:
     """``module:function`` of the job's ``run``, imported only when the job runs."""
     snapshot: bool = False
     """Copies its sources' current state: runs once per build (for the last day)."""
+    reads_next_day: bool = False
+    """A day's rows depend on the next day's input too (a session running past midnight
+    belongs to the day it started on): a build also re-runs the job for the day before its
+    first day, which was built before that next day existed."""
 
     def load(self) -> JobFunction:
         module, _, function = self.target.partition(":")
@@ -82,7 +89,7 @@ class Job:
 JOBS: tuple[Job, ...] = (
     Job("dims", "pipelines.lake.dims:run", snapshot=True),
     Job("silver_plays", "pipelines.lake.silver:run_plays"),
-    Job("silver_sessions", "pipelines.lake.silver:run_sessions"),
+    Job("silver_sessions", "pipelines.lake.silver:run_sessions", reads_next_day=True),
     Job("daily_song_plays", "pipelines.lake.gold.songs:run_daily_song_plays"),
     Job("artist_top_songs", "pipelines.lake.gold.songs:run_artist_top_songs"),
     Job("skip_rates", "pipelines.lake.gold.songs:run_skip_rates"),
@@ -118,7 +125,13 @@ def days_between(start: date, end: date) -> list[date]:
 def build_plan(start: date, end: date, jobs: tuple[Job, ...] = JOBS) -> list[Step]:
     """The (job, day) runs of a build, in order."""
     days = days_between(start, end)
-    return [Step(job, day) for job in jobs for day in (days[-1:] if job.snapshot else days)]
+
+    def job_days(job: Job) -> list[date]:
+        if job.snapshot:
+            return days[-1:]
+        return [start - timedelta(days=1), *days] if job.reads_next_day else days
+
+    return [Step(job, day) for job in jobs for day in job_days(job)]
 
 
 LATE_SLACK = timedelta(minutes=1)

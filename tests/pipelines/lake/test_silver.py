@@ -195,8 +195,16 @@ def session_id(user_id: str, start: datetime) -> str:
 
 
 def test_sessions_split_after_the_gap_and_belong_to_their_start_day(spark, lake_settings):
+    """Built as the daily runs would: D1 first, before D2's plays exist; then the build of
+    D2, which re-runs D1's sessions (b1 runs past midnight into D2)."""
+    from pipelines.lake import audit
+
     settings = lake_settings
     assert settings.lake.session_gap_minutes == 30
+    next_day = [
+        play_row("b2", "u-b", at(D2, 0, 10), 3, "tablet"),
+        play_row("b3", "u-b", at(D2, 2, 0), 4, "tv"),
+    ]
     write_rows(
         settings,
         SILVER_PLAYS,
@@ -213,11 +221,15 @@ def test_sessions_split_after_the_gap_and_belong_to_their_start_day(spark, lake_
             play_row("a6", "u-a", at(D1, 9, 10), 1, "desktop", "skip"),
             # u-b: D1 23:50-23:55, D2 00:10-00:13 (15 min apart): one session of D1
             play_row("b1", "u-b", at(D1, 23, 50), 5, "tablet"),
-            play_row("b2", "u-b", at(D2, 0, 10), 3, "tablet"),
-            play_row("b3", "u-b", at(D2, 2, 0), 4, "tv"),
         ],
     )
+    silver.run_sessions(spark, settings, D1)
+    [cut] = [r for r in read_rows(settings, SILVER_SESSIONS) if r["user_id"] == "u-b"]
+    assert cut["session_end"] == at(D1, 23, 55)  # as far as D1's build could see
 
+    write_rows(settings, SILVER_PLAYS, next_day)
+    plan = [s.day for s in audit.build_plan(D2, D2) if s.job.name == "silver_sessions"]
+    assert plan == [D1, D2]
     [record] = silver.run_sessions(spark, settings, D1)
     silver.run_sessions(spark, settings, D2)
     sessions = read_rows(settings, SILVER_SESSIONS, sort_by=("session_date", "session_start"))
