@@ -18,6 +18,12 @@ gus    D (AT and DE)                         new on D; country and genre ties
 hal    03-17 (SE), D (SE)                    unknown songs only: no top genre; no session D
 ivy    D: a like only                        a like is no listening: no row anywhere
 =====  ====================================  ===========================================
+
+Few Spark actions (each job run costs several): ``gold.user_daily_listening`` before D is
+written by hand (:data:`HISTORY`, the rows earlier builds would have left), each job is
+built once for D in one module fixture (the cohorts also as of 03-17, after D exists), and
+one test rebuilds D once for idempotence. Every expectation is a literal worked out from
+the rows above, never computed the way the job computes it.
 """
 
 from __future__ import annotations
@@ -46,12 +52,19 @@ pytestmark = [pytest.mark.spark]
 
 D = date(2026, 4, 1)
 MAR17 = date(2026, 3, 17)
+FEB24 = date(2026, 2, 24)
 USERS = {
     name: f"user-{n:04d}-{name}"
     for n, name in enumerate(["ana", "bo", "cy", "dag", "eli", "fay", "gus", "hal", "ivy"], start=1)
 }
 SONGS = {"s1": ("a1", "rock"), "s2": ("a1", "pop"), "s3": ("a2", "pop"), "s9": (None, None)}
 GOLD = (USER_DAILY_LISTENING, DAILY_ACTIVE_USERS, RETENTION_COHORTS, COUNTRY_DEVICE_BREAKDOWN)
+JOBS_OF_D = (
+    listeners.run_user_daily_listening,
+    listeners.run_daily_active_users,
+    listeners.run_retention_cohorts,
+    listeners.run_country_device_breakdown,
+)
 
 _events = iter(range(1, 1000))
 
@@ -98,7 +111,6 @@ def mar(day: int) -> date:
     return date(2026, 3, day)
 
 
-FEB24 = date(2026, 2, 24)
 PLAYS = [
     play("dag", FEB24, 9, "SE", "mobile", "s1", 100_000),
     play("ana", FEB24, 10, "SE", "mobile", "s2", 150_000),
@@ -147,13 +159,36 @@ SESSIONS = [
     session("ana", D, 18, 3, 1),
     session("gus", D, 12, 37, 4),
 ]
-PLAY_DAYS = sorted({p["event_date"] for p in PLAYS})
+# gold.user_daily_listening before D, as the builds of those days left it: (day, who,
+# values of the registry's columns after day and listener_key). Single plays each, so every
+# figure reads off the play: a play under 30 s is a skip, sessions only where silver has one.
+HISTORY = [
+    (FEB24, "dag", ("SE", 1, 0, 1, 100_000, 1, 1, 0, "rock")),
+    (FEB24, "ana", ("SE", 1, 0, 1, 150_000, 1, 1, 0, "pop")),
+    (mar(4), "cy", ("NO", 1, 1, 0, 10_000, 1, 1, 0, "pop")),
+    (mar(4), "bo", ("SE", 1, 0, 1, 120_000, 1, 1, 0, "rock")),
+    (mar(5), "dag", ("SE", 1, 0, 1, 90_000, 1, 1, 0, "pop")),
+    (MAR17, "bo", ("SE", 1, 0, 1, 70_000, 1, 1, 1, "pop")),
+    (MAR17, "hal", ("SE", 1, 0, 1, 30_000, 1, 0, 1, None)),
+    (mar(25), "fay", ("SE", 1, 0, 1, 45_000, 1, 1, 0, "pop")),
+    (mar(26), "eli", ("NO", 1, 0, 1, 200_000, 1, 1, 0, "rock")),
+]
+
+
+def key(settings: Settings, who: str) -> str:
+    return listener_key(settings, USERS[who])
+
+
+def listening_row(settings: Settings, day: date, who: str, values: tuple) -> dict:
+    """A row of ``gold.user_daily_listening``: ``values`` in the registry's column order."""
+    columns = USER_DAILY_LISTENING.column_names
+    return dict(zip(columns, (day, key(settings, who), *values), strict=True))
 
 
 @pytest.fixture(scope="module")
 def lake(spark, platform: Settings, tmp_path_factory) -> tuple[Settings, dict]:
-    """silver written by hand; user_daily_listening built for every day with plays (the
-    history the others read), the other three for D, and for 03-17 where noted."""
+    """Silver and the listening history written by hand; each job built once for D (in the
+    build's order), then the cohorts as of 03-17, when D's listening already exists."""
     settings = platform.model_copy(
         update={
             "lake": platform.lake.model_copy(
@@ -163,61 +198,34 @@ def lake(spark, platform: Settings, tmp_path_factory) -> tuple[Settings, dict]:
     )
     write_rows(settings, SILVER_PLAYS, PLAYS)
     write_rows(settings, SILVER_SESSIONS, SESSIONS)
-    records = {}
-    for day in PLAY_DAYS:
-        records[("udl", day)] = listeners.run_user_daily_listening(spark, settings, day)
-    for day in (MAR17, D):
-        records[("dau", day)] = listeners.run_daily_active_users(spark, settings, day)
-        records[("cohorts", day)] = listeners.run_retention_cohorts(spark, settings, day)
-    records[("breakdown", D)] = listeners.run_country_device_breakdown(spark, settings, D)
+    write_rows(settings, USER_DAILY_LISTENING, [listening_row(settings, *row) for row in HISTORY])
+    records = {run.__name__: run(spark, settings, D) for run in JOBS_OF_D}
+    records["cohorts as of 03-17"] = listeners.run_retention_cohorts(spark, settings, MAR17)
     return settings, records
-
-
-def key(settings: Settings, who: str) -> str:
-    return listener_key(settings, USERS[who])
 
 
 def test_user_daily_listening(lake) -> None:
     settings, records = lake
-    columns = (
-        "country_code",
-        "plays",
-        "skips",
-        "completed",
-        "ms_played",
-        "distinct_songs",
-        "distinct_artists",
-        "sessions",
-        "top_genre",
-    )
-    expected = [
-        (FEB24, "dag", ("SE", 1, 0, 1, 100_000, 1, 1, 0, "rock")),
-        (FEB24, "ana", ("SE", 1, 0, 1, 150_000, 1, 1, 0, "pop")),
-        (mar(4), "cy", ("NO", 1, 1, 0, 10_000, 1, 1, 0, "pop")),
-        (mar(4), "bo", ("SE", 1, 0, 1, 120_000, 1, 1, 0, "rock")),
-        (mar(5), "dag", ("SE", 1, 0, 1, 90_000, 1, 1, 0, "pop")),
-        (MAR17, "bo", ("SE", 1, 0, 1, 70_000, 1, 1, 1, "pop")),
-        # unknown songs only: no artist, no top genre
-        (MAR17, "hal", ("SE", 1, 0, 1, 30_000, 1, 0, 1, None)),
-        (mar(25), "fay", ("SE", 1, 0, 1, 45_000, 1, 1, 0, "pop")),
-        (mar(26), "eli", ("NO", 1, 0, 1, 200_000, 1, 1, 0, "rock")),
+    on_d = [
         # SE 2 plays vs NO 1; pop 2 vs rock 1; the like is not counted; two sessions
         (D, "ana", ("SE", 3, 1, 2, 400_000, 3, 2, 2, "pop")),
         # AT 2 = DE 2: AT; pop 1 = rock 1 (s9's unknown genre not counted): pop
         (D, "gus", ("AT", 4, 2, 2, 130_000, 3, 2, 1, "pop")),
-        # no session row on D: 0
+        # unknown song only: no artist, no top genre; no session row on D: 0
         (D, "hal", ("SE", 1, 1, 0, 5_000, 1, 0, 0, None)),
     ]
-    rows = [
-        {"day": day, "listener_key": key(settings, who), **dict(zip(columns, values, strict=True))}
-        for day, who, values in expected
-    ]
+    expected = [listening_row(settings, *row) for row in HISTORY + on_d]
     assert read_rows(settings, USER_DAILY_LISTENING) == sorted(
-        rows, key=lambda r: (r["day"], r["listener_key"])
+        expected, key=lambda r: (r["day"], r["listener_key"])
     )
-    (record,) = records[("udl", D)]
+    (record,) = records["run_user_daily_listening"]
     # 8 listening plays (2 likes left out) and 3 sessions of D read; 3 listeners written
-    assert (record.table, record.rows_in, record.rows_out) == ("gold.user_daily_listening", 11, 3)
+    assert (record.table, record.day, record.rows_in, record.rows_out) == (
+        "gold.user_daily_listening",
+        D,
+        11,
+        3,
+    )
 
 
 def hours(ms: int) -> float:
@@ -225,26 +233,27 @@ def hours(ms: int) -> float:
 
 
 def test_daily_active_users(lake) -> None:
-    settings, _ = lake
-    columns = ("dau", "wau", "mau", "new_listeners", "plays", "listening_hours")
+    settings, records = lake
+    columns = DAILY_ACTIVE_USERS.column_names
+    # dau, wau, mau, new_listeners, plays, listening_hours
     expected = {
-        # 03-17: hal is new, bo is not; NO's cy played 03-04 only (in the 28 days, not the 7)
-        (MAR17, "ALL"): (2, 2, 5, 1, 2, hours(100_000)),
-        (MAR17, "NO"): (0, 0, 1, 0, 0, hours(0)),
-        (MAR17, "SE"): (2, 2, 4, 1, 2, hours(100_000)),
-        # D: ana counts in SE and NO, once in ALL; gus (new) in AT and DE, once in ALL
-        (D, "ALL"): (3, 4, 7, 1, 8, hours(535_000)),
-        (D, "AT"): (1, 1, 1, 1, 2, hours(70_000)),
-        (D, "DE"): (1, 1, 1, 1, 2, hours(60_000)),
+        # ana counts in SE and NO, once in ALL; gus (new) in AT and DE, once in ALL
+        "ALL": (3, 4, 7, 1, 8, hours(535_000)),
+        "AT": (1, 1, 1, 1, 2, hours(70_000)),
+        "DE": (1, 1, 1, 1, 2, hours(60_000)),
         # eli 03-26 (D-6) is in the 7 days; cy 03-04 (D-28) is out of the 28
-        (D, "NO"): (1, 2, 2, 0, 1, hours(180_000)),
-        # dag 03-05 (D-27) is in the 28 days; fay 03-25 (D-7) out of the 7; ivy only liked
-        (D, "SE"): (2, 2, 5, 0, 3, hours(225_000)),
+        "NO": (1, 2, 2, 0, 1, hours(180_000)),
+        # dag 03-05 (D-27) is in the 28 days; fay 03-25 (D-7) out of the 7; ivy only liked;
+        # hal played before (03-17): not new
+        "SE": (2, 2, 5, 0, 3, hours(225_000)),
     }
     assert read_rows(settings, DAILY_ACTIVE_USERS) == [
-        {"day": day, "country_code": country, **dict(zip(columns, values, strict=True))}
-        for (day, country), values in expected.items()
+        dict(zip(columns, (D, country, *values), strict=True))
+        for country, values in expected.items()
     ]
+    (record,) = records["run_daily_active_users"]
+    # the 28 days' listening plays: dag, bo, hal, fay, eli before D and 8 on D
+    assert (record.rows_in, record.rows_out) == (13, 5)
 
 
 def cohort_rows(day: date, cohorts: dict[date, tuple[int, list[int]]]) -> list[dict]:
@@ -263,34 +272,37 @@ def cohort_rows(day: date, cohorts: dict[date, tuple[int, list[int]]]) -> list[d
 
 
 def test_retention_cohorts_as_of_each_day(lake) -> None:
-    settings, _ = lake
+    settings, records = lake
     feb23, mar2, mar16, mar23, mar30 = date(2026, 2, 23), mar(2), mar(16), mar(23), mar(30)
-    expected = (
-        cohort_rows(
-            # as of 03-17: what came later (ana's return, the 03-23 and 03-30 cohorts) unseen
-            MAR17,
-            {feb23: (2, [2, 1, 0, 0]), mar2: (2, [2, 0, 1])},
-        )
-        + cohort_rows(MAR17, {mar16: (1, [1])})
-        + cohort_rows(
-            D,
-            {
-                feb23: (2, [2, 1, 0, 0, 0, 1]),  # ana and dag: dag back in week 1, ana in week 5
-                mar2: (2, [2, 0, 1, 0, 0]),  # bo and cy: bo back in week 2
-                mar16: (1, [1, 0, 1]),
-                mar23: (2, [2, 0]),
-                mar30: (1, [1]),
-            },
-        )
+    expected = cohort_rows(
+        # as of 03-17, built after D: what came later (ana's return, the 03-23 and 03-30
+        # cohorts) unseen
+        MAR17,
+        {feb23: (2, [2, 1, 0, 0]), mar2: (2, [2, 0, 1]), mar16: (1, [1])},
+    ) + cohort_rows(
+        D,
+        {
+            feb23: (2, [2, 1, 0, 0, 0, 1]),  # ana and dag: dag back in week 1, ana in week 5
+            mar2: (2, [2, 0, 1, 0, 0]),  # bo and cy: bo back in week 2
+            mar16: (1, [1, 0, 1]),
+            mar23: (2, [2, 0]),
+            mar30: (1, [1]),
+        },
     )
     assert read_rows(settings, RETENTION_COHORTS) == sorted(
         expected, key=lambda r: (r["day"], r["cohort_week"], r["weeks_since"])
     )
+    # history rows read: 9 before D and D's 3; up to 03-17, 7
+    (on_d,) = records["run_retention_cohorts"]
+    (on_mar17,) = records["cohorts as of 03-17"]
+    assert (on_d.rows_in, on_d.rows_out) == (12, 6 + 5 + 3 + 2 + 1)
+    assert (on_mar17.rows_in, on_mar17.rows_out) == (7, 4 + 3 + 1)
 
 
 def test_country_device_breakdown(lake) -> None:
-    settings, _ = lake
-    columns = ("plays", "listeners", "skips", "ms_played")
+    settings, records = lake
+    columns = COUNTRY_DEVICE_BREAKDOWN.column_names
+    # plays, listeners, skips, ms_played
     expected = {
         ("AT", "web"): (2, 1, 1, 70_000),
         ("DE", "web"): (2, 1, 1, 60_000),
@@ -298,14 +310,10 @@ def test_country_device_breakdown(lake) -> None:
         ("SE", "mobile"): (3, 2, 2, 225_000),  # ana and hal; the likes left out
     }
     assert read_rows(settings, COUNTRY_DEVICE_BREAKDOWN) == [
-        {
-            "day": D,
-            "country_code": country,
-            "device_type": device,
-            **dict(zip(columns, v, strict=True)),
-        }
-        for (country, device), v in expected.items()
+        dict(zip(columns, (D, *dims, *values), strict=True)) for dims, values in expected.items()
     ]
+    (record,) = records["run_country_device_breakdown"]
+    assert (record.rows_in, record.rows_out) == (8, 4)
 
 
 def test_no_raw_user_id_in_any_written_file(lake) -> None:
@@ -325,24 +333,12 @@ def test_no_raw_user_id_in_any_written_file(lake) -> None:
 
 
 def test_a_day_built_twice_has_the_same_content(spark, lake) -> None:
+    """The one rebuild of the module: every job for D again, in the build's order."""
     settings, records = lake
     before = {t.name: read_rows(settings, t) for t in GOLD}
-    again = [
-        run(spark, settings, D)
-        for run in (
-            listeners.run_user_daily_listening,
-            listeners.run_daily_active_users,
-            listeners.run_retention_cohorts,
-            listeners.run_country_device_breakdown,
-        )
-    ]
+    again = [run(spark, settings, D) for run in JOBS_OF_D]
     assert {t.name: read_rows(settings, t) for t in GOLD} == before
-    first = [
-        records[("udl", D)],
-        records[("dau", D)],
-        records[("cohorts", D)],
-        records[("breakdown", D)],
-    ]
+    first = [records[run.__name__] for run in JOBS_OF_D]
     for (old,), (new,) in zip(first, again, strict=True):
         assert (new.rows_in, new.rows_out) == (old.rows_in, old.rows_out)
         assert new.delta_version > old.delta_version
