@@ -246,7 +246,14 @@ def build(
 
     ``on_step(step, records)`` is called after each run (progress output). Returns every
     record of the build.
+
+    Raises:
+        ConfigurationError: the pseudonym key is the default outside development (the
+            analytics tables' listener keys would be computable by anyone).
     """
+    from pipelines.lake.pseudonyms import check_pseudonym_secret
+
+    check_pseudonym_secret(settings)
     records: list[RunRecord] = []
     with current_run() as run_id:
         for step in plan:

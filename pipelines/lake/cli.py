@@ -28,6 +28,7 @@ def build(
     from encore.errors import EncoreError
     from encore.settings import get_settings
     from pipelines.lake import audit
+    from pipelines.lake.pseudonyms import check_pseudonym_secret
 
     console = Console(stderr=True)
     settings = get_settings()
@@ -35,6 +36,7 @@ def build(
         end = date.fromisoformat(to_day) if to_day else datetime.now(UTC).date()
         start = date.fromisoformat(from_day) if from_day else end
         audit.days_between(start, end)  # refuse a reversed range before reading the lake
+        check_pseudonym_secret(settings)  # before a Spark session starts (build checks too)
         late = audit.late_days(settings, start)
         plan = audit.plan_with_late_days(start, end, late)
     except (ValueError, EncoreError) as error:

@@ -97,3 +97,23 @@ def test_no_lookback_means_no_late_days(lake_settings):
     write_rows(settings, PLAY_EVENTS, [event("e-0", "u-1", "s-1", at(D0, 9, 0), 40_000)])
     assert audit.late_days(settings, D1) == []
     assert audit.late_days(lake_settings, D1) == [audit.LateDay(D0, 1, None)]
+
+
+def test_a_build_refuses_the_default_pseudonym_key_outside_development(lake_settings):
+    from encore.errors import ConfigurationError
+    from encore.settings import LakeSettings
+
+    production = lake_settings.model_copy(
+        update={
+            "development": False,
+            "lake": lake_settings.lake.model_copy(
+                update={"pseudonym_secret": LakeSettings().pseudonym_secret}
+            ),
+        }
+    )
+    ran = []
+    job = audit.Job("spy", "x:y")
+    plan = [audit.Step(job, D2)]
+    with pytest.raises(ConfigurationError, match="PSEUDONYM_SECRET"):
+        audit.build(None, production, plan, on_step=lambda *_: ran.append(1))
+    assert ran == []
