@@ -22,6 +22,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -120,21 +121,27 @@ def published_top_songs(settings: Settings) -> int:
 
 def print_summary(settings: Settings, last: date, since: datetime) -> None:
     """What the build since ``since`` wrote and checked, and ``last``'s headline numbers."""
-    runs = Table("table", "days", "rows out", "seconds", title="lake build (ops.job_runs)")
+    runs = Table("table", title="lake build (ops.job_runs)")
+    for number in ("days", "rows out", "seconds"):
+        runs.add_column(number, justify="right")
     for r in report.runs_summary(settings, since):
         runs.add_row(r.table, str(r.runs), f"{r.rows_out:,}", f"{r.seconds:.1f}")
     console.print(runs)
 
     checks = report.quality_summary(settings, since)
     passed, failed = sum(c.passed for c in checks), sum(c.failed for c in checks)
-    console.print(f"  quality checks: {passed} passed, {failed} failed on {len(checks)} tables")
+    console.print(f"  quality checks: {passed} passed, {failed} failed, over {len(checks)} tables")
     for c in checks:
         if c.failed:
-            console.print(f"  [red]failed[/red] {c.table}: {', '.join(c.failed_checks)}")
+            failed_checks = escape(", ".join(c.failed_checks))
+            console.print(f"  [red]failed[/red] {c.table}: {failed_checks}")
 
-    top = Table("#", "song", "artist", "plays", title=f"top songs of {last}")
+    top = Table("#", "song", "artist", title=f"top songs of {last}")
+    top.add_column("plays", justify="right")
     for rank, song in enumerate(report.top_songs(settings, last, TOP_SONGS), start=1):
-        top.add_row(str(rank), song.title or song.song_id, song.artist or "-", f"{song.plays:,}")
+        # catalog text is data, not rich markup
+        name, artist = escape(song.title or song.song_id), escape(song.artist or "-")
+        top.add_row(str(rank), name, artist, f"{song.plays:,}")
     console.print(top)
 
     active = report.active_users(settings, last)
@@ -143,10 +150,8 @@ def print_summary(settings: Settings, last: date, since: datetime) -> None:
             f"  listeners on {last}: DAU {active.dau:,}, WAU {active.wau:,}, MAU {active.mau:,}"
         )
     worst = report.worst_skip_rates(settings, last, WORST_GENRES, scope="genre")
-    console.print(
-        "  most skipped genres: "
-        + (", ".join(f"{g.subject_id} {g.skip_rate:.0%} of {g.plays:,}" for g in worst) or "-")
-    )
+    genres = ", ".join(f"{g.subject_id} {g.skip_rate:.0%} of {g.plays:,}" for g in worst)
+    console.print(f"  most skipped genres: {escape(genres) or '-'}")
     console.print(
         f"  gold.artist_top_songs published to PostgreSQL: "
         f"{published_top_songs(settings):,} rows in artist_top_songs"
