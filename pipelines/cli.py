@@ -1,8 +1,11 @@
-"""The pipelines part: ``encore ingest start | stop | status``, ``encore simulate``, the
-``ingest`` job of ``encore up`` / ``down`` / ``status`` and the ingestion step of ``encore demo``.
+"""The pipelines part: ``encore ingest start | stop | status``, ``encore simulate``,
+``encore lake ...`` and ``encore privacy ...`` (``pipelines.lake.cli``), the ``ingest`` job of
+``encore up`` / ``down`` / ``status``, and two steps of ``encore demo``: ingestion, then the
+lake build.
 
 Thin: each command loads settings, calls one function of ``pipelines.ingest.control`` (or
-``pipelines.ingest.demo``) and reports. Heavy imports stay inside the commands.
+``pipelines.ingest.demo``, ``pipelines.lake.demo``) and reports. Heavy imports stay inside
+the commands.
 """
 
 from __future__ import annotations
