@@ -298,6 +298,22 @@ def duckdb_query(query: str, silver_plays: str, day: date):
 ENGINE_QUERIES: dict[str, Callable] = {"polars": polars_query, "duckdb": duckdb_query}
 
 
+def own_peak_rss() -> int:
+    """This process's peak RSS in bytes: ``VmHWM``, the high-water mark of its own memory.
+
+    Not ``ru_maxrss``: Linux keeps it across ``exec``, so a spawned child reports its
+    parent's RSS at the fork (the first runs of this benchmark printed the parent's 672 MB
+    for every engine)."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024  # kB
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
+
+
 def engine_child(engine: str, query: str, silver_plays: str, day: date, out: str) -> dict:
     """Run in a fresh process: import the engine, time the query, save its rows to ``out``
     (Parquet). Peak RSS is the process's own (interpreter and engine included); the RSS
@@ -316,7 +332,7 @@ def engine_child(engine: str, query: str, silver_plays: str, day: date, out: str
     rows = ENGINE_QUERIES[engine](query, silver_plays, day)
     seconds = time.perf_counter() - started
     pq.write_table(rows, out)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
+    peak = own_peak_rss()
     return {
         "seconds": round(seconds, 3),
         "rows": rows.num_rows,
