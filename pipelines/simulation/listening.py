@@ -60,7 +60,9 @@ def _listen(
     listener: Listener, catalog: Catalog, seed: int, start_ms: int, end_ms: int
 ) -> Iterator[tuple[int, dict]]:
     """One listener's events between ``start_ms`` and ``end_ms``, as ``(end_ms, record)``."""
-    rng = random.Random(f"{seed}/sessions/{listener.user_id}")
+    # the start is part of the seed: another hour of the same listeners is other events with
+    # other ids (an id repeated across runs would be de-duplicated away downstream)
+    rng = random.Random(f"{seed}/sessions/{listener.user_id}/{start_ms}")
     # Sessions: Poisson at the peak rate, thinned by the local time-of-day curve.
     peak_per_ms = listener.sessions_per_day / MEAN_DIURNAL / 86_400_000
     offset_ms = listener.utc_offset_h * 3_600_000

@@ -45,6 +45,14 @@ def test_same_seed_same_events_other_seed_other_events(hour: list[dict]) -> None
     assert {e["event_id"] for e in other}.isdisjoint({e["event_id"] for e in hour})
 
 
+def test_another_hour_with_the_same_seed_has_other_event_ids(hour: list[dict]) -> None:
+    """The demo simulates the last hour with one seed on every run: its events must not
+    collide with an earlier run's, or the lake would de-duplicate them away."""
+    later = SimulationConfig(**{**HOUR.__dict__, "start": HOUR.start + HOUR.duration})
+    events = list(generate_events(later, CATALOG))
+    assert events and {e["event_id"] for e in events}.isdisjoint({e["event_id"] for e in hour})
+
+
 def test_events_follow_the_contract_exactly_and_in_time_order(hour: list[dict]) -> None:
     assert len(hour) > 1000
     for record in hour:
