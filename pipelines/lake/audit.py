@@ -311,13 +311,6 @@ def append_runs(settings: Settings, run_id: str, job: str, records: list[RunReco
 
 def read_runs(settings: Settings) -> pa.Table:
     """The whole audit, oldest first (empty, with the audit's schema, before any run)."""
-    from deltalake import DeltaTable
-    from deltalake.exceptions import TableNotFoundError
+    from pipelines.lake.writing import read_log
 
-    try:
-        table = DeltaTable(
-            JOB_RUNS.path(settings), storage_options=settings.lake.storage_options or None
-        )
-    except TableNotFoundError:
-        return JOB_RUNS.arrow_schema().empty_table()
-    return table.to_pyarrow_table().sort_by([("finished_at", "ascending")])
+    return read_log(settings, JOB_RUNS, "finished_at")

@@ -266,13 +266,6 @@ def append_results(settings: Settings, table: Table, day: date, results: list[Ch
 
 def read_results(settings: Settings) -> pa.Table:
     """Every recorded result, oldest first (empty, with the table's schema, before any)."""
-    from deltalake import DeltaTable
-    from deltalake.exceptions import TableNotFoundError
+    from pipelines.lake.writing import read_log
 
-    try:
-        results = DeltaTable(
-            QUALITY_RESULTS.path(settings), storage_options=settings.lake.storage_options or None
-        )
-    except TableNotFoundError:
-        return QUALITY_RESULTS.arrow_schema().empty_table()
-    return results.to_pyarrow_table().sort_by([("checked_at", "ascending")])
+    return read_log(settings, QUALITY_RESULTS, "checked_at")

@@ -21,6 +21,7 @@ from encore.tables import Table
 from pipelines.lake.audit import RunRecord
 
 if TYPE_CHECKING:
+    import pyarrow as pa
     from pyspark.sql import DataFrame, SparkSession
 
 
@@ -111,3 +112,17 @@ def append_rows(settings: Settings, table: Table, rows: list[dict[str, Any]]) ->
         partition_by=list(table.partition_by) or None,
         storage_options=settings.lake.storage_options or None,
     )
+
+
+def read_log(settings: Settings, table: Table, order_by: str) -> pa.Table:
+    """All of an ops table, ordered by ``order_by`` (oldest first); empty, with the table's
+    schema, before anything was appended."""
+    from deltalake import DeltaTable
+    from deltalake.exceptions import TableNotFoundError
+
+    try:
+        options = settings.lake.storage_options or None
+        log = DeltaTable(table.path(settings), storage_options=options)
+    except TableNotFoundError:
+        return table.arrow_schema().empty_table()
+    return log.to_pyarrow_table().sort_by([(order_by, "ascending")])
