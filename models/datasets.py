@@ -143,19 +143,17 @@ def load_lake(settings: Settings, cutoff: date | str | None = None) -> Interacti
         DatasetError: the table does not exist, or has no such (or no) snapshot.
     """
     import polars as pl
-    from deltalake import DeltaTable
-    from deltalake.exceptions import TableNotFoundError
 
+    from encore.delta import open_delta, read_delta
     from encore.tables import TRAINING_INTERACTIONS
 
     name = TRAINING_INTERACTIONS.qualified_name
     path = TRAINING_INTERACTIONS.path(settings)
-    try:
-        table = DeltaTable(path, storage_options=settings.lake.storage_options or None)
-    except TableNotFoundError as error:
+    table = open_delta(settings, TRAINING_INTERACTIONS)
+    if table is None:
         raise DatasetError(
             f"lake table {name} expected at {path}; not found (run `encore lake build`)"
-        ) from error
+        )
     cutoffs = sorted(
         {date.fromisoformat(p["cutoff_date"]) for p in table.partitions() if p["cutoff_date"]}
     )
@@ -168,9 +166,9 @@ def load_lake(settings: Settings, cutoff: date | str | None = None) -> Interacti
             f"it holds {', '.join(str(c) for c in cutoffs)}"
         )
     columns = ["user_id", "song_id", "weight", "first_played_at"]
-    frame = pl.from_arrow(
-        table.to_pyarrow_table(filters=[("cutoff_date", "=", chosen)], columns=columns)
-    ).filter(pl.col("weight") > 0)
+    frame = pl.from_arrow(read_delta(table, columns, [("cutoff_date", "=", chosen)])).filter(
+        pl.col("weight") > 0
+    )
     if frame.height == 0:
         raise DatasetError(f"lake table {name} has no interactions for cutoff_date {chosen}")
     user_ids, users = np.unique(frame["user_id"].to_numpy().astype(str), return_inverse=True)

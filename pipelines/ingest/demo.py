@@ -18,20 +18,17 @@ import contextlib
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
 from encore import services
+from encore.delta import delta_dataset, open_delta, read_lake_table
 from encore.settings import Settings
 from encore.tables import PLAY_EVENTS, PLAY_EVENTS_REJECTED, TRENDING_SONGS
 from encore.tables import Table as LakeTable
 from pipelines.ingest import control
-
-if TYPE_CHECKING:
-    from deltalake import DeltaTable
 
 console = Console(stderr=True)
 
@@ -50,21 +47,10 @@ def running_api(settings: Settings) -> Iterator[str]:
         yield api.address(settings)
 
 
-def _delta_table(settings: Settings, table: LakeTable) -> DeltaTable | None:
-    """The table, or None if nothing created it yet; any other failure propagates."""
-    from deltalake import DeltaTable
-    from deltalake.exceptions import TableNotFoundError
-
-    try:
-        return DeltaTable(table.path(settings), storage_options=settings.lake.storage_options)
-    except TableNotFoundError:
-        return None
-
-
 def table_rows(settings: Settings, table: LakeTable) -> int:
     """Rows in ``table``; 0 before anything was ingested."""
-    delta = _delta_table(settings, table)
-    return delta.to_pyarrow_dataset().count_rows() if delta else 0
+    delta = open_delta(settings, table)
+    return delta_dataset(delta).count_rows() if delta else 0
 
 
 def trending_top(
@@ -73,10 +59,7 @@ def trending_top(
     """Songs by plays over the closed windows starting in [since, until)."""
     import polars as pl
 
-    delta = _delta_table(settings, TRENDING_SONGS)
-    if delta is None:
-        return []
-    frame = pl.from_arrow(delta.to_pyarrow_table())
+    frame = pl.from_arrow(read_lake_table(settings, TRENDING_SONGS))
     top = (
         frame.filter((pl.col("window_start") >= since) & (pl.col("window_start") < until))
         .group_by("song_id")

@@ -40,9 +40,10 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING
 
+from encore.delta import open_delta, read_delta
 from encore.errors import ConfigurationError
 from encore.settings import Settings
-from encore.tables import JOB_RUNS, PLAY_EVENTS, SILVER_PLAYS, Table
+from encore.tables import JOB_RUNS, PLAY_EVENTS, SILVER_PLAYS
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -161,18 +162,6 @@ class LateDay:
         return f"{self.day}: {self.new_events:,} new events in bronze ({held})"
 
 
-def _open_delta(settings: Settings, table: Table) -> DeltaTable | None:
-    from deltalake import DeltaTable
-    from deltalake.exceptions import TableNotFoundError
-
-    try:
-        return DeltaTable(
-            table.path(settings), storage_options=settings.lake.storage_options or None
-        )
-    except TableNotFoundError:
-        return None
-
-
 def newest_ingested(table: DeltaTable, first: date, last: date) -> dict[date, datetime | None]:
     """Per ``event_date`` partition from ``first`` to ``last`` holding files: the newest
     ``ingested_at`` by the files' statistics (the log alone, no data read); None when a
@@ -188,9 +177,7 @@ def newest_ingested(table: DeltaTable, first: date, last: date) -> dict[date, da
 
 
 def _event_ids(table: DeltaTable, filters: list[tuple]) -> set[str]:
-    return set(
-        table.to_pyarrow_table(columns=["event_id"], filters=filters)["event_id"].to_pylist()
-    )
+    return set(read_delta(table, ["event_id"], filters)["event_id"].to_pylist())
 
 
 def late_days(settings: Settings, start: date) -> list[LateDay]:
@@ -204,11 +191,11 @@ def late_days(settings: Settings, start: date) -> list[LateDay]:
     and do not count, so a replay does not trigger a rebuild every day.
     """
     lookback = settings.lake.late_lookback_days
-    bronze = _open_delta(settings, PLAY_EVENTS)
+    bronze = open_delta(settings, PLAY_EVENTS)
     if not lookback or bronze is None:
         return []
     first, last = start - timedelta(days=lookback), start - timedelta(days=1)
-    silver = _open_delta(settings, SILVER_PLAYS)
+    silver = open_delta(settings, SILVER_PLAYS)
     silver_newest = newest_ingested(silver, first, last) if silver else {}
     late = []
     for day, bronze_newest in sorted(newest_ingested(bronze, first, last).items()):

@@ -65,6 +65,7 @@ import pyarrow.parquet as pq
 from deltalake import CommitProperties, DeltaTable
 from pyarrow import fs as pafs
 
+from encore.delta import open_delta, read_delta
 from encore.settings import Settings
 from encore.tables import ERASURES, TABLES, Table
 from pipelines.lake.pseudonyms import check_pseudonym_secret, listener_key
@@ -199,10 +200,10 @@ def export(settings: Settings, user_id: str) -> dict[str, Any]:
     subject = Subject.of(settings, user_id)
     tables: dict[str, list[dict[str, Any]]] = {}
     for table in user_level_tables():
-        delta = _open(table, settings)
+        delta = open_delta(settings, table)
         if delta is None:
             continue
-        rows = delta.to_pyarrow_table()
+        rows = read_delta(delta)
         mask, _, _ = user_rows(table, rows, subject)
         tables[table.qualified_name] = [_jsonable(r) for r in rows.filter(mask).to_pylist()]
     if not any(tables.values()):
@@ -230,7 +231,7 @@ def forget(settings: Settings, user_id: str, request_id: str | None = None) -> E
     salt = secrets.token_hex(16)
     results = []
     for table in user_level_tables():
-        delta = _open(table, settings)
+        delta = open_delta(settings, table)
         if delta is not None:
             results.append(_forget_in(table, delta, subject, salt, request_id))
     erasure = Erasure(request_id, datetime.now(UTC), results)
@@ -247,7 +248,7 @@ def _forget_in(
     column = _match_column(table)
     # one column of the whole table: a filtered dataset scan would prune by statistics, but
     # pyarrow refuses it once delta-rs has rewritten files (string vs string_view)
-    rows = delta.to_pyarrow_table(columns=[column])
+    rows = read_delta(delta, [column])
     mask, result.rows_unattributed, result.unattributed_mentioning_user = user_rows(
         table, rows, subject
     )
@@ -407,18 +408,10 @@ def subject_hmac(settings: Settings, user_id: str) -> str:
 
 def erasures(settings: Settings) -> list[dict[str, Any]]:
     """The erasure log, oldest first."""
-    delta = _open(ERASURES, settings)
+    delta = open_delta(settings, ERASURES)
     if delta is None:
         return []
-    return sorted(delta.to_pyarrow_table().to_pylist(), key=lambda r: r["erased_at"])
-
-
-def _open(table: Table, settings: Settings) -> DeltaTable | None:
-    options = settings.lake.storage_options or None
-    path = table.path(settings)
-    if not DeltaTable.is_deltatable(path, storage_options=options):
-        return None
-    return DeltaTable(path, storage_options=options)
+    return sorted(read_delta(delta).to_pylist(), key=lambda r: r["erased_at"])
 
 
 def _filesystem(delta: DeltaTable) -> tuple[pafs.FileSystem, str]:

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING
 
+from encore.delta import open_delta, read_delta
 from encore.settings import Settings
 from encore.tables import ARTIST_TOP_SONGS
 from pipelines.lake.audit import RunRecord
@@ -52,23 +53,15 @@ class LakeTopSongs:
 def read_latest_top_songs(settings: Settings) -> LakeTopSongs | None:
     """The latest day of ``gold.artist_top_songs``; None while it has no day (not built, or
     no plays yet)."""
-    from deltalake import DeltaTable
-    from deltalake.exceptions import TableNotFoundError
-
-    try:
-        table = DeltaTable(
-            ARTIST_TOP_SONGS.path(settings), storage_options=settings.lake.storage_options or None
-        )
-    except TableNotFoundError:
+    table = open_delta(settings, ARTIST_TOP_SONGS)
+    if table is None:
         return None
     # the day partitions come from the Delta log: no data file is read to find the latest
     days = {p["day"] for p in table.partitions() if p.get("day")}
     if not days:
         return None
     latest = date.fromisoformat(max(days))
-    rows = table.to_pyarrow_table(
-        filters=[("day", "=", latest)], columns=list(PUBLISHED_COLUMNS)
-    ).to_pylist()
+    rows = read_delta(table, list(PUBLISHED_COLUMNS), [("day", "=", latest)]).to_pylist()
     return LakeTopSongs(latest, table.version(), rows)
 
 

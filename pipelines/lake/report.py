@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import TYPE_CHECKING
 
+from encore.delta import open_delta, read_lake_table
 from encore.settings import Settings
 from encore.tables import (
     DAILY_ACTIVE_USERS,
@@ -30,7 +31,6 @@ from encore.tables import (
 
 if TYPE_CHECKING:
     import polars as pl
-    from deltalake import DeltaTable
 
 ALL_COUNTRIES = "ALL"
 """``gold.daily_active_users``' country_code of every country together."""
@@ -88,18 +88,6 @@ class TableRuns:
     seconds: float
 
 
-def _delta(settings: Settings, table: Table) -> DeltaTable | None:
-    from deltalake import DeltaTable
-    from deltalake.exceptions import TableNotFoundError
-
-    try:
-        return DeltaTable(
-            table.path(settings), storage_options=settings.lake.storage_options or None
-        )
-    except TableNotFoundError:
-        return None
-
-
 def _read(
     settings: Settings,
     table: Table,
@@ -110,19 +98,13 @@ def _read(
     with the registry's columns when the table does not exist."""
     import polars as pl
 
-    delta = _delta(settings, table)
-    data = (
-        delta.to_pyarrow_table(filters=filters or None, columns=columns)
-        if delta is not None
-        else table.arrow_schema().empty_table().select(columns or table.column_names)
-    )
-    return pl.from_arrow(data)
+    return pl.from_arrow(read_lake_table(settings, table, columns, filters))
 
 
 def bronze_days(settings: Settings) -> list[date]:
     """The days ``bronze.play_events`` holds events of, oldest first (from the Delta log's
     partition values: no data file is read)."""
-    delta = _delta(settings, PLAY_EVENTS)
+    delta = open_delta(settings, PLAY_EVENTS)
     if delta is None:
         return []
     days = {p["event_date"] for p in delta.partitions() if p.get("event_date")}

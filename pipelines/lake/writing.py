@@ -16,6 +16,7 @@ import time
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
+from encore.delta import read_lake_table
 from encore.settings import Settings
 from encore.tables import Table
 from pipelines.lake.audit import RunRecord
@@ -117,12 +118,4 @@ def append_rows(settings: Settings, table: Table, rows: list[dict[str, Any]]) ->
 def read_log(settings: Settings, table: Table, order_by: str) -> pa.Table:
     """All of an ops table, ordered by ``order_by`` (oldest first); empty, with the table's
     schema, before anything was appended."""
-    from deltalake import DeltaTable
-    from deltalake.exceptions import TableNotFoundError
-
-    try:
-        options = settings.lake.storage_options or None
-        log = DeltaTable(table.path(settings), storage_options=options)
-    except TableNotFoundError:
-        return table.arrow_schema().empty_table()
-    return log.to_pyarrow_table().sort_by([(order_by, "ascending")])
+    return read_lake_table(settings, table).sort_by([(order_by, "ascending")])

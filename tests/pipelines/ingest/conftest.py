@@ -13,6 +13,7 @@ import pytest
 from kafka import KafkaProducer
 
 from encore import services
+from encore.delta import delta_dataset
 from encore.settings import Settings
 from pipelines.ingest import control
 
@@ -81,7 +82,7 @@ def wait_for_rows(settings: Settings, minimum: int, timeout_s: float = 120) -> i
     count = 0
     while time.monotonic() < deadline:
         try:
-            count = DeltaTable(PLAY_EVENTS.path(settings)).to_pyarrow_dataset().count_rows()
+            count = delta_dataset(DeltaTable(PLAY_EVENTS.path(settings))).count_rows()
         except Exception:  # table not created yet (the job creates it when it opens)
             count = 0
         if count >= minimum:

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from deltalake import DeltaTable
 
+from encore.delta import read_lake_table
 from encore.settings import Settings
 from encore.tables import PLAY_EVENTS_REJECTED
 from pipelines.ingest.delta_sink import OffsetTiedWriter, app_id, committed_offsets
@@ -33,7 +34,7 @@ def batch(partitions: list[int], offsets: list[int]) -> dict[str, list]:
 
 
 def payloads(settings: Settings) -> list[str]:
-    table = DeltaTable(PLAY_EVENTS_REJECTED.path(settings)).to_pyarrow_table()
+    table = read_lake_table(settings, PLAY_EVENTS_REJECTED)
     return sorted(table.column("raw_payload").to_pylist())
 
 

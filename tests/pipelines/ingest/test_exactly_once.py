@@ -14,9 +14,9 @@ import time
 
 import pytest
 import redis
-from deltalake import DeltaTable
 
 from encore import services
+from encore.delta import read_lake_table
 from encore.engines import create_spark_session
 from encore.keys import TRENDING_PREFIX, offsets_key
 from encore.settings import Settings
@@ -30,13 +30,11 @@ pytestmark = [pytest.mark.integration, pytest.mark.flink, pytest.mark.slow]
 
 def assert_exact(settings: Settings, unique_ids: set[str], reasons: list[str]) -> None:
     control.wait_until_caught_up(settings, timeout_s=180)
-    bronze = DeltaTable(PLAY_EVENTS.path(settings)).to_pyarrow_table(
-        columns=["event_id", "kafka_partition", "kafka_offset"]
-    )
+    bronze = read_lake_table(settings, PLAY_EVENTS, ["event_id", "kafka_partition", "kafka_offset"])
     ids = bronze.column("event_id").to_pylist()
     assert len(ids) == len(unique_ids), f"{len(ids) - len(set(ids))} duplicate rows in bronze"
     assert set(ids) == unique_ids
-    rejected = DeltaTable(PLAY_EVENTS_REJECTED.path(settings)).to_pyarrow_table()
+    rejected = read_lake_table(settings, PLAY_EVENTS_REJECTED)
     assert rejected.num_rows == len(reasons)
     stored = sorted(rejected.column("reason").to_pylist())
     for fragment in set(reasons):

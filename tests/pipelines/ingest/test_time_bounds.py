@@ -17,8 +17,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import redis
-from deltalake import DeltaTable
 
+from encore.delta import read_lake_table
 from encore.keys import LATEST_WINDOW_KEY, read_current_trending, trending_key
 from encore.settings import Settings
 from encore.tables import PLAY_EVENTS, PLAY_EVENTS_REJECTED, TRENDING_SONGS
@@ -94,7 +94,7 @@ def test_clock_errors_neither_freeze_trending_nor_pass_the_contract(
     # the far-future event and every bad record are rejected, each with its reason
     rejected = wait_for(
         lambda: (
-            (t := DeltaTable(PLAY_EVENTS_REJECTED.path(settings)).to_pyarrow_table())
+            (t := read_lake_table(settings, PLAY_EVENTS_REJECTED))
             and t.num_rows >= 1 + len(bad)
             and t
         ),
@@ -112,11 +112,7 @@ def test_clock_errors_neither_freeze_trending_nor_pass_the_contract(
 
     # the skewed play is in bronze with the start_time its client claimed
     bronze = wait_for(
-        lambda: (
-            (t := DeltaTable(PLAY_EVENTS.path(settings)).to_pyarrow_table())
-            and t.num_rows >= 4
-            and t
-        ),
+        lambda: (t := read_lake_table(settings, PLAY_EVENTS)) and t.num_rows >= 4 and t,
         "bronze rows",
     )
     starts = dict(
@@ -161,7 +157,7 @@ def test_clock_errors_neither_freeze_trending_nor_pass_the_contract(
     assert not list(client.scan_iter(trending_key("SE", first_window + 240 // WINDOW_S * WINDOW_S)))
 
     def gold() -> dict[tuple[str, int], int]:
-        table = DeltaTable(TRENDING_SONGS.path(settings)).to_pyarrow_table()
+        table = read_lake_table(settings, TRENDING_SONGS)
         return {
             (song, int(start.timestamp())): plays
             for song, start, plays in zip(

@@ -10,8 +10,9 @@ from typing import Any
 
 import pyarrow as pa
 import pytest
-from deltalake import DeltaTable, write_deltalake
+from deltalake import write_deltalake
 
+from encore.delta import read_lake_table
 from encore.engines import create_spark_session
 from encore.settings import Settings
 from encore.tables import Table
@@ -58,7 +59,5 @@ def write_rows(
 def read_rows(settings: Settings, table: Table, sort_by: Sequence[str] = ()) -> list[dict]:
     """Every row of ``table`` as dicts, sorted by ``sort_by`` (default: the table's key)."""
     order = list(sort_by or table.key or table.column_names)
-    data = DeltaTable(
-        table.path(settings), storage_options=settings.lake.storage_options or None
-    ).to_pyarrow_table()
+    data = read_lake_table(settings, table)
     return data.sort_by([(c, "ascending") for c in order]).to_pylist()

@@ -18,6 +18,7 @@ import psycopg
 import pytest
 from deltalake import DeltaTable
 
+from encore.delta import read_lake_table
 from encore.errors import ConfigurationError
 from encore.settings import Settings, settings_env
 from encore.tables import DIM_USERS, JOB_RUNS, TABLES, Table, tables_in
@@ -60,7 +61,7 @@ def source_rows(settings: Settings, table: Table) -> list[tuple]:
 
 def lake_rows(settings: Settings, table: Table) -> list[tuple]:
     """The Delta table's rows, read with delta-rs (not the engine that wrote them)."""
-    data = DeltaTable(table.path(settings)).to_pyarrow_table()
+    data = read_lake_table(settings, table)
     assert data.column_names == table.column_names
     rows = [tuple(row[c] for c in table.column_names) for row in data.to_pylist()]
     return sorted(rows, key=lambda row: row[: len(table.key)])

@@ -15,6 +15,7 @@ import pytest
 from deltalake import DeltaTable
 from pydantic import SecretStr
 
+from encore.delta import read_lake_table
 from encore.errors import ConfigurationError
 from encore.settings import Settings
 from encore.tables import (
@@ -107,7 +108,7 @@ def write_bronze(settings: Settings) -> None:
 
 
 def rows(settings: Settings, table, key: str) -> list[dict]:
-    data = DeltaTable(table.path(settings)).to_pyarrow_table().to_pylist()
+    data = read_lake_table(settings, table).to_pylist()
     return sorted(data, key=lambda r: r[key])
 
 
@@ -178,7 +179,7 @@ def test_forget_removes_every_trace_and_keeps_everyone_else(settings: Settings) 
     )
     table.update_incremental()
     table.vacuum(retention_hours=0, enforce_retention_duration=False, dry_run=False)
-    assert DeltaTable(PLAY_EVENTS.path(settings)).to_pyarrow_table().num_rows == 16 + 3
+    assert read_lake_table(settings, PLAY_EVENTS).num_rows == 16 + 3
 
     log = privacy.erasures(settings)
     assert len(log) == 1
@@ -374,7 +375,7 @@ def write_lake(settings: Settings) -> list[tuple[Table, str]]:
 
 
 def all_rows(settings: Settings, table: Table) -> list[dict]:
-    data = DeltaTable(table.path(settings)).to_pyarrow_table().to_pylist()
+    data = read_lake_table(settings, table).to_pylist()
     return sorted(data, key=lambda r: [str(r[c]) for c in table.key])
 
 
