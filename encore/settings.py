@@ -21,7 +21,7 @@ import os
 import re
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -319,6 +319,22 @@ class MediaSettings(Section):
     """How long a stream URL stays valid (a whole song must be fetched within it)."""
 
 
+class FeaturesSettings(Section):
+    """The feature store (Feast): offline over the lake, online in Redis."""
+
+    project: str = "encore"
+    repo: str = ""
+    """Folder of the rendered ``feature_store.yaml`` and the file registry; empty means
+    ``<home>/features``."""
+    online_store: Literal["redis", "sqlite"] = "redis"
+    """``redis`` (the platform's Redis, ``redis.url``) or ``sqlite`` (a file in the repo,
+    for a machine without Redis)."""
+    snapshot_ttl_hours: Positive = 48
+    """How old a daily snapshot may be and still be served (offline joins and online
+    reads): one day's snapshot is known at the next 00:00, a day's slack covers a late
+    build."""
+
+
 class ServingSettings(Section):
     host: str = "127.0.0.1"
     port: Port = DEFAULT_PORTS["serving"]
@@ -374,6 +390,7 @@ class Settings(BaseSettings):
     api: ApiSettings = Field(default_factory=ApiSettings)
     catalog: CatalogSettings = Field(default_factory=CatalogSettings)
     media: MediaSettings = Field(default_factory=MediaSettings)
+    features: FeaturesSettings = Field(default_factory=FeaturesSettings)
     serving: ServingSettings = Field(default_factory=ServingSettings)
     datasets: DatasetSettings = Field(default_factory=DatasetSettings)
     models: ModelsSettings = Field(default_factory=ModelsSettings)
@@ -407,6 +424,10 @@ class Settings(BaseSettings):
         return (
             Path(self.mlflow.artifacts_root) if self.mlflow.artifacts_root else self.home / "mlflow"
         )
+
+    @property
+    def features_repo(self) -> Path:
+        return Path(self.features.repo) if self.features.repo else self.home / "features"
 
     @property
     def flink_python(self) -> Path:

@@ -1,0 +1,76 @@
+"""``encore features apply`` and ``encore features materialize`` (heavy imports inside)."""
+
+from __future__ import annotations
+
+import typer
+
+from encore.parts import Part
+
+features_app = typer.Typer(
+    help="The feature store (Feast): offline over the lake, online in Redis.",
+    no_args_is_help=True,
+)
+
+
+def _time(value: str | None) -> object:
+    """An ISO time (a date means its 00:00), as UTC when it names no zone."""
+    from datetime import UTC, datetime
+
+    if value is None:
+        return None
+    parsed = datetime.fromisoformat(value)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _fail(error: Exception) -> typer.Exit:
+    from rich.console import Console
+    from rich.markup import escape
+
+    Console(stderr=True).print(f"[red]error:[/red] {escape(str(error))}", soft_wrap=True)
+    return typer.Exit(code=1)
+
+
+@features_app.command("apply")
+def apply_command() -> None:
+    """Render feature_store.yaml from the settings and register every definition."""
+    from encore.errors import EncoreError
+    from encore.settings import get_settings
+    from features import store
+
+    settings = get_settings()
+    try:
+        names = store.apply(settings)
+    except EncoreError as error:
+        raise _fail(error) from None
+    typer.echo(f"applied {len(names)} definitions to {settings.features_repo}: {', '.join(names)}")
+
+
+@features_app.command("materialize")
+def materialize_command(
+    end: str | None = typer.Option(
+        None, "--end", help="Load values known up to this time (ISO; default: now, UTC)."
+    ),
+    start: str | None = typer.Option(
+        None, "--start", help="From this time (default: --end less the snapshot TTL)."
+    ),
+) -> None:
+    """Load the latest feature values into the online store."""
+    from encore.errors import EncoreError
+    from encore.settings import get_settings
+    from features import store
+
+    try:
+        end_time, start_time = _time(end), _time(start)
+    except ValueError as error:
+        raise _fail(error) from None
+    try:
+        store.materialize(get_settings(), end=end_time, start=start_time)  # type: ignore[arg-type]
+    except EncoreError as error:
+        raise _fail(error) from None
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(features_app, name="features")
+
+
+PART = Part("features", commands=register)
