@@ -176,3 +176,59 @@ def materialize(
     # the snapshots still servable at ``end``: older ones have expired in Redis too
     start = start or end - timedelta(hours=settings.features.snapshot_ttl_hours)
     feature_store(settings).materialize(start_date=start, end_date=end)
+
+
+def forget_listener(settings: Settings, user_id: str) -> int:
+    """Delete a listener's features from the online store (part of ``encore privacy
+    forget``); how many stored entries went. Nothing to do before the first ``apply``.
+
+    Feast has no public call to delete one entity, so the key is built the way Feast's
+    online stores build it (``_redis_key``, ``serialize_entity_key``); the test reads the
+    listener back through Feast to prove the entry is gone.
+    """
+    from feast.infra.key_encoding_utils import serialize_entity_key
+    from feast.protos.feast.types.EntityKey_pb2 import EntityKey
+    from feast.protos.feast.types.Value_pb2 import Value
+
+    from features.definitions import ENTITIES
+
+    if not (settings.features_repo / "registry.db").exists():
+        return 0
+    join_key = ENTITIES["user"][0]
+    entity_key = EntityKey(join_keys=[join_key], entity_values=[Value(string_val=user_id)])
+    version = render_config(settings)["entity_key_serialization_version"]
+    if settings.features.online_store == "redis":
+        import redis
+        from feast.infra.online_stores.helpers import _redis_key
+
+        key = _redis_key(settings.features.project, entity_key, version)
+        with redis.Redis.from_url(settings.redis.effective_url) as client:
+            return int(client.delete(key))
+    return _forget_in_sqlite(settings, serialize_entity_key(entity_key, version))
+
+
+def _forget_in_sqlite(settings: Settings, entity_key: bytes) -> int:
+    import sqlite3
+
+    from feast.infra.online_stores.helpers import compute_table_id
+
+    from features.definitions import feature_views
+
+    path = settings.features_repo / "online.db"
+    if not path.exists():
+        return 0
+    deleted = 0
+    with sqlite3.connect(path) as connection:
+        for view in feature_views(settings).values():
+            if "user" not in view.entities:
+                continue
+            table = compute_table_id(settings.features.project, view)
+            exists = connection.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)
+            ).fetchone()
+            if exists:
+                cursor = connection.execute(
+                    f'DELETE FROM "{table}" WHERE entity_key = ?', (entity_key,)
+                )
+                deleted += cursor.rowcount
+    return deleted

@@ -147,6 +147,9 @@ def forget(
         if t.unattributed_mentioning_user:
             line += f" ({t.unattributed_mentioning_user} of them contain the id as text: review)"
         console.print(escape(line), soft_wrap=True)
+    if erasure.online_features_deleted:
+        deleted = erasure.online_features_deleted
+        console.print(f"{privacy.ONLINE_FEATURES}: {deleted} entries deleted")
     console.print(f"erasure {erasure.request_id} logged in ops.erasures")
     print(json.dumps(privacy.describe(erasure)))
 

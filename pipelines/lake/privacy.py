@@ -68,6 +68,7 @@ from pyarrow import fs as pafs
 from encore.delta import open_delta, read_delta
 from encore.settings import Settings
 from encore.tables import ERASURES, TABLES, Table
+from features import store as feature_store
 from pipelines.lake.pseudonyms import check_pseudonym_secret, listener_key
 from pipelines.lake.writing import append_rows
 
@@ -91,6 +92,8 @@ _LOG_FILE = re.compile(r"^(\d{20})\.")
 # erasure-log rows written then do not match v2's pseudonyms)
 _SUBJECT_KEY_LABEL = b"encore/lake/erasure-subject/v2"
 
+ONLINE_FEATURES = "feature store (online)"
+
 
 @dataclass
 class TableErasure:
@@ -111,6 +114,9 @@ class Erasure:
     request_id: str
     erased_at: datetime
     tables: list[TableErasure]
+    online_features_deleted: int = 0
+    """Entries of the feature store's online copy (Redis) removed: it serves the
+    listener's features to the recommendation service, so it forgets them too."""
 
     @property
     def rows_deleted(self) -> int:
@@ -126,7 +132,10 @@ class Erasure:
 
     @property
     def tables_touched(self) -> list[str]:
-        return [t.table for t in self.tables if t.rows_deleted or t.rows_blanked or t.files_removed]
+        touched = [
+            t.table for t in self.tables if t.rows_deleted or t.rows_blanked or t.files_removed
+        ]
+        return touched + ([ONLINE_FEATURES] if self.online_features_deleted else [])
 
 
 @dataclass(frozen=True)
@@ -234,7 +243,8 @@ def forget(settings: Settings, user_id: str, request_id: str | None = None) -> E
         delta = open_delta(settings, table)
         if delta is not None:
             results.append(_forget_in(table, delta, subject, salt, request_id))
-    erasure = Erasure(request_id, datetime.now(UTC), results)
+    online = feature_store.forget_listener(settings, user_id)
+    erasure = Erasure(request_id, datetime.now(UTC), results, online)
     if not erasure.tables_touched:
         log.warning(NOTHING_HELD)
     _append_log(settings, erasure, user_id)

@@ -18,6 +18,7 @@ from encore.settings import Settings
 from encore.tables import ARTIST_POPULARITY, LISTENER_ACTIVITY, SONG_ACTIVITY, Table
 from features import store
 from features.definitions import RANKER_SERVICE
+from pipelines.lake import privacy
 
 DAY1, DAY2 = date(2026, 11, 20), date(2026, 11, 21)
 
@@ -161,29 +162,45 @@ def test_offline_reads_follow_the_delta_log_not_the_files_on_disk(settings: Sett
     assert frame["plays_7d"].tolist() == [11]
 
 
+def online(settings: Settings, user_id: str) -> dict[str, list]:
+    feast = store.feature_store(settings)
+    return feast.get_online_features(
+        features=feast.get_feature_service(RANKER_SERVICE),
+        entity_rows=[{"user_id": user_id, "song_id": "s1", "artist_id": "ar-1"}],
+        full_feature_names=True,
+    ).to_dict()
+
+
 @pytest.mark.integration
-def test_materialized_values_are_served_from_redis(settings: Settings) -> None:
+@pytest.mark.parametrize("online_store", ["redis", "sqlite"])
+def test_materialized_values_are_served_until_the_listener_is_forgotten(
+    settings: Settings, online_store: str
+) -> None:
+    settings = settings.model_copy(
+        update={"features": settings.features.model_copy(update={"online_store": online_store})}
+    )
     write_two_days(settings)
     store.apply(settings)
     store.apply(settings)  # applying twice changes nothing
 
     store.materialize(settings, end=known_at(DAY2) + timedelta(hours=1))
 
-    online = (
-        store.feature_store(settings)
-        .get_online_features(
-            features=store.feature_store(settings).get_feature_service(RANKER_SERVICE),
-            entity_rows=[
-                {"user_id": "u1", "song_id": "s1", "artist_id": "ar-1"},
-                {"user_id": "nobody", "song_id": "s1", "artist_id": "ar-1"},
-            ],
-            full_feature_names=True,
-        )
-        .to_dict()
-    )
-    assert online["listener_activity__plays_7d"] == [9, None]
-    assert online["song_activity__plays_7d"] == [7, 7]
-    assert online["artist_popularity__plays_28d"] == [40, 40]
+    served = online(settings, "u1")
+    assert served["listener_activity__plays_7d"] == [9]
+    assert served["listener_activity__top_genre_28d"] == ["jazz"]
+    assert served["song_activity__plays_7d"] == [7]
+    assert served["artist_popularity__plays_28d"] == [40]
+    assert online(settings, "nobody")["listener_activity__plays_7d"] == [None]
+
+    erasure = privacy.forget(settings, "u1")  # the lake and the online store alike
+
+    assert erasure.online_features_deleted > 0
+    assert privacy.ONLINE_FEATURES in erasure.tables_touched
+    assert LISTENER_ACTIVITY.qualified_name in erasure.tables_touched
+    after = online(settings, "u1")
+    assert after["listener_activity__plays_7d"] == [None]
+    assert after["song_activity__plays_7d"] == [7]  # songs are nobody's data
+    assert store.forget_listener(settings, "u1") == 0
 
 
 @pytest.mark.integration
