@@ -340,6 +340,9 @@ class ServingSettings(Section):
     port: Port = DEFAULT_PORTS["serving"]
     model_name: str = "encore-als"
     model_alias: str = "champion"
+    registry_poll_s: Positive = 30
+    """How often the service checks which version the alias names; a new one loads in the
+    background and swaps in whole."""
 
 
 class DatasetSettings(Section):
