@@ -32,9 +32,10 @@ if TYPE_CHECKING:
     from encore.settings import Settings
 
 DType = Literal["string", "int", "long", "double", "boolean", "date", "timestamp"]
-Layer = Literal["bronze", "silver", "gold", "dims", "training", "ops"]
+Layer = Literal["bronze", "silver", "gold", "dims", "training", "features", "ops"]
 """``ops`` holds the lake's own records (the build audit, quality results, erasures), not
-listeners' or catalog data; ``training`` holds the recommenders' inputs."""
+listeners' or catalog data; ``training`` holds the recommenders' inputs; ``features`` the
+feature store's daily snapshots (Feast reads them offline and materialises them to Redis)."""
 
 
 @dataclass(frozen=True)
@@ -569,6 +570,100 @@ TRAINING_INTERACTIONS = Table(
     checks=(Unique(("cutoff_date", "user_id", "song_id")), InRange("weight", 0, None)),
 )
 
+# -- features: daily snapshots the feature store serves (features/jobs.py) ---------------------
+# One row per entity and day, as known at the end of the day: ``event_timestamp`` is the next
+# day's 00:00 UTC, so a point-in-time join gives an event only what was known before it.
+
+FEATURE_TIME = Column(
+    "event_timestamp", "timestamp", False, "when the values became known: feature_date + 1 day"
+)
+
+LISTENER_ACTIVITY = Table(
+    layer="features",
+    name="listener_activity",
+    writer="features.jobs:run_listener_activity",
+    partition_by=("feature_date",),
+    key=("feature_date", "user_id"),
+    description=(
+        "Per listener with a play in the 28 days up to feature_date: volume, skips, completion, "
+        "taste (top genres) and habits (hours) over 7 and 28 days. Likes are not plays."
+    ),
+    columns=(
+        Column("feature_date", "date", False),
+        FEATURE_TIME,
+        Column("user_id", "string", False),
+        Column("plays_7d", "long", False),
+        Column("skip_rate_7d", "double", True, "skips / plays; null without plays"),
+        Column("completion_rate_7d", "double", True, "completed / plays; null without plays"),
+        Column("plays_28d", "long", False),
+        Column("skip_rate_28d", "double", True),
+        Column("completion_rate_28d", "double", True),
+        Column("distinct_artists_28d", "long", False),
+        Column("top_genre_28d", "string", True, "most played genre; ties by name"),
+        Column("second_genre_28d", "string", True),
+        Column("top_genre_share_28d", "double", True, "top genre's share of the plays"),
+        Column("peak_local_hour_28d", "int", True, "the local hour with most plays, 0-23"),
+        Column("active_hours_28d", "long", False, "distinct local hours with a play"),
+        Column("last_played_at", "timestamp", False),
+    ),
+    checks=(
+        Unique(("feature_date", "user_id")),
+        InRange("plays_28d", 1, None),
+        InRange("skip_rate_28d", 0, 1),
+        InRange("completion_rate_28d", 0, 1),
+        InRange("peak_local_hour_28d", 0, 23),
+    ),
+)
+
+SONG_ACTIVITY = Table(
+    layer="features",
+    name="song_activity",
+    writer="features.jobs:run_song_activity",
+    partition_by=("feature_date",),
+    key=("feature_date", "song_id"),
+    description=(
+        "Per catalog song: plays, listeners and skip rate over 1 and 7 days up to "
+        "feature_date, and its age; songs without plays are there with zeros (cold start)."
+    ),
+    columns=(
+        Column("feature_date", "date", False),
+        FEATURE_TIME,
+        Column("song_id", "string", False),
+        Column("artist_id", "string", False),
+        Column("genre", "string", True),
+        Column("plays_1d", "long", False),
+        Column("skip_rate_1d", "double", True, "null without plays"),
+        Column("plays_7d", "long", False),
+        Column("listeners_7d", "long", False),
+        Column("skip_rate_7d", "double", True),
+        Column("age_days", "int", True, "days since release; null when unknown"),
+    ),
+    checks=(
+        Unique(("feature_date", "song_id")),
+        InRange("skip_rate_7d", 0, 1),
+        InRange("plays_7d", 0, None),
+    ),
+)
+
+ARTIST_POPULARITY = Table(
+    layer="features",
+    name="artist_popularity",
+    writer="features.jobs:run_artist_popularity",
+    partition_by=("feature_date",),
+    key=("feature_date", "artist_id"),
+    description="Per catalog artist: plays and listeners over 7 and 28 days and the rank.",
+    columns=(
+        Column("feature_date", "date", False),
+        FEATURE_TIME,
+        Column("artist_id", "string", False),
+        Column("plays_7d", "long", False),
+        Column("plays_28d", "long", False),
+        Column("listeners_28d", "long", False),
+        Column("popularity_rank_28d", "int", False, "1 = most played over 28 days"),
+    ),
+    checks=(Unique(("feature_date", "artist_id")), InRange("popularity_rank_28d", 1, None)),
+)
+
 QUALITY_RESULTS = Table(
     layer="ops",
     name="quality_results",
@@ -609,6 +704,9 @@ TABLES: dict[str, Table] = {
         SKIP_RATES,
         GENRE_TRENDS,
         TRAINING_INTERACTIONS,
+        LISTENER_ACTIVITY,
+        SONG_ACTIVITY,
+        ARTIST_POPULARITY,
         JOB_RUNS,
         QUALITY_RESULTS,
     )

@@ -100,6 +100,9 @@ JOBS: tuple[Job, ...] = (
     Job("retention_cohorts", "pipelines.lake.gold.listeners:run_retention_cohorts"),
     Job("country_device_breakdown", "pipelines.lake.gold.listeners:run_country_device_breakdown"),
     Job("training_interactions", "pipelines.lake.training:run"),
+    Job("listener_activity", "features.jobs:run_listener_activity"),
+    Job("song_activity", "features.jobs:run_song_activity"),
+    Job("artist_popularity", "features.jobs:run_artist_popularity"),
     # last: only a build whose every table passed its checks publishes (snapshot: the latest)
     Job("publish_top_songs", "pipelines.lake.publish:run", snapshot=True),
 )
