@@ -198,9 +198,15 @@ def feature_matrix(
     columns = []
     for name in feature_columns:
         if name in categories:
-            lookup = {value: float(code) for code, value in enumerate(categories[name])}
-            values = frame[name].cast(pl.Utf8).to_list()
-            columns.append(np.array([lookup.get(v, np.nan) for v in values], dtype=np.float64))
+            known = categories[name]
+            codes = (
+                frame[name]
+                .cast(pl.Utf8)
+                .replace_strict(
+                    known, list(range(len(known))), default=None, return_dtype=pl.Float64
+                )
+            )
+            columns.append(codes.fill_null(np.nan).to_numpy())
         else:
             columns.append(frame[name].cast(pl.Float64).fill_null(np.nan).to_numpy())
     return np.column_stack(columns) if columns else np.empty((frame.height, 0))

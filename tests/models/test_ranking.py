@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 
 from encore.errors import DatasetError
-from models.ranking import Ranker, evaluate, labelled_impressions, train_ranker
+from models.ranking import Ranker, evaluate, feature_matrix, labelled_impressions, train_ranker
 
 FEATURES = ["affinity", "noise", "device"]
 
@@ -117,6 +117,23 @@ def test_save_and_load_give_the_same_scores(
     assert loaded.feature_columns == FEATURES
     assert loaded.categories == {"device": ["mobile", "tv", "web"]}
     np.testing.assert_array_equal(loaded.score(test_frame), ranker.score(test_frame))
+
+
+def test_unseen_and_missing_categories_score_as_missing(
+    ranker: Ranker, test_frame: pl.DataFrame
+) -> None:
+    rows = test_frame.head(3)
+    unseen = rows.with_columns(pl.Series("device", ["car", None, "watch"]))
+    missing = rows.with_columns(pl.lit(None, dtype=pl.Utf8).alias("device"))
+    codes = feature_matrix(unseen, ["device"], ranker.categories)[:, 0]
+    assert np.isnan(codes).all()
+    known = feature_matrix(
+        rows.with_columns(pl.lit("web").alias("device")), ["device"], ranker.categories
+    )
+    assert known[:, 0].tolist() == [2.0, 2.0, 2.0]  # index in the sorted list mobile, tv, web
+    np.testing.assert_array_equal(ranker.score(unseen), ranker.score(missing))
+    with pytest.raises(DatasetError, match="affinity"):
+        ranker.score(rows.drop("affinity"))
 
 
 def test_training_is_deterministic(train_frame: pl.DataFrame, test_frame: pl.DataFrame) -> None:
