@@ -66,9 +66,13 @@ def _require(frame: pl.DataFrame, columns: tuple[str, ...] | list[str], what: st
         raise DatasetError(f"{what} lacks columns {missing}; it has {frame.columns}")
 
 
-def _with_candidate_rank(frame: pl.DataFrame, score: str, rank: str) -> pl.DataFrame:
-    # Rank 1 = highest score; ties broken by song_id so the rank is reproducible.
-    return frame.sort(["query_id", score, "song_id"], descending=[False, True, False]).with_columns(
+def _with_rank(frame: pl.DataFrame, score: str, rank: str) -> pl.DataFrame:
+    # Rank 1 = highest score, a missing score last; ties broken by song_id so the rank is
+    # reproducible.
+    ordered = frame.sort(
+        ["query_id", score, "song_id"], descending=[False, True, False], nulls_last=True
+    )
+    return ordered.with_columns(
         pl.int_range(1, pl.len() + 1).over("query_id").cast(pl.Int64).alias(rank)
     )
 
@@ -137,7 +141,7 @@ def labelled_impressions(
         )
         .drop("candidate_rank", strict=False)
     )
-    frame = _with_candidate_rank(frame, "candidate_score", "candidate_rank")
+    frame = _with_rank(frame, "candidate_score", "candidate_rank")
     rest = [c for c in frame.columns if c not in RANKING_COLUMNS]
     return frame.select(*RANKING_COLUMNS, *rest)
 
@@ -165,7 +169,7 @@ class Ranker:
     def rerank(self, frame: pl.DataFrame) -> pl.DataFrame:
         """``frame`` with ``ranker_score`` and ``ranker_rank`` (1 = best), sorted per query."""
         scored = frame.with_columns(pl.Series("ranker_score", self.score(frame)))
-        return _with_candidate_rank(scored, "ranker_score", "ranker_rank")
+        return _with_rank(scored, "ranker_score", "ranker_rank")
 
     def save(self, directory: str | Path) -> Path:
         """Write LightGBM's text model and the feature list (JSON) to ``directory``."""
@@ -283,7 +287,7 @@ def evaluate(
         raise DatasetError(
             f"catalog_size {catalog_size} is smaller than the {len(songs)} songs in the frame"
         )
-    ordered = _with_candidate_rank(
+    ordered = _with_rank(
         frame.select(*dict.fromkeys(("query_id", "song_id", "label", order_by))), order_by, "_rank"
     ).with_columns(
         pl.col("query_id").rank("dense").cast(pl.Int64).sub(1).alias("_query"),
