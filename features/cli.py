@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import typer
 
-from encore.parts import Part
+from encore.parts import DemoStep, Part
+from encore.settings import Settings
 
 features_app = typer.Typer(
     help="The feature store (Feast): offline over the lake, online in Redis.",
@@ -73,4 +74,14 @@ def register(app: typer.Typer) -> None:
     app.add_typer(features_app, name="features")
 
 
-PART = Part("features", commands=register)
+def _demo_step(settings: Settings) -> None:
+    from features.demo import run_demo_step
+
+    run_demo_step(settings)
+
+
+PART = Part(
+    "features",
+    commands=register,
+    demo_steps=(DemoStep(18, "features: Feast apply, materialize to Redis", _demo_step),),
+)

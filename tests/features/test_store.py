@@ -209,3 +209,20 @@ def test_materializing_before_the_lake_built_the_tables_names_them(settings: Set
 
     with pytest.raises(NotFoundError, match=r"features\.song_activity.*encore lake build"):
         store.materialize(settings, end=known_at(DAY1))
+
+
+@pytest.mark.integration
+def test_the_demo_step_loads_the_newest_day_and_shows_a_listener(
+    settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from features.demo import run_demo_step
+
+    write_two_days(settings)
+
+    run_demo_step(settings)
+
+    shown = capsys.readouterr().err
+    assert "most active listener (u1)" in shown
+    assert "plays_7d" in shown and "jazz" in shown  # day 2's values, not day 1's
+    assert "rock" not in shown
+    assert (settings.home / "logs" / "features.log").exists()
