@@ -22,9 +22,10 @@ plain polars frames, so it is testable without Feast: the feature store only add
 
 Negatives are the candidates the listener did not play in the window (label 0), plus the
 candidates they played and skipped. Songs played in the window that no candidate source
-proposed are not rows: the ranker can only re-order, and recall is measured against the
-positives among the candidates (so the ranker and the candidate ordering share one
-denominator).
+proposed are not rows (the ranker can only re-order); :func:`labelled_impressions` counts
+them in an optional column ``window_positives`` (distinct songs with a label > 0 play in the
+window, proposed or not), which :func:`evaluate` uses as recall's denominator when present,
+so recall also charges the candidate sources for what they missed.
 """
 
 from __future__ import annotations
@@ -130,10 +131,23 @@ def labelled_impressions(
         .group_by("user_id", "song_id", "event_timestamp")
         .agg(pl.col("play_label").max().alias("label"))
     )
+    request_times = candidates.select("user_id", "event_timestamp").unique()
+    positives = (
+        request_times.join(play_labels.filter(pl.col("play_label") > 0), on="user_id")
+        .filter(
+            (pl.col("start_time") >= pl.col("event_timestamp"))
+            & (pl.col("start_time") < pl.col("event_timestamp") + window)
+        )
+        .group_by("user_id", "event_timestamp")
+        .agg(pl.col("song_id").n_unique().cast(pl.Int64).alias("window_positives"))
+    )
     frame = (
-        candidates.join(best, on=["user_id", "song_id", "event_timestamp"], how="left")
+        candidates.drop("window_positives", strict=False)
+        .join(best, on=["user_id", "song_id", "event_timestamp"], how="left")
+        .join(positives, on=["user_id", "event_timestamp"], how="left")
         .with_columns(
             pl.col("label").fill_null(LABEL_NEGATIVE).cast(pl.Int64),
+            pl.col("window_positives").fill_null(0),
             pl.col("candidate_score").cast(pl.Float64),
             pl.format("{}@{}", "user_id", pl.col("event_timestamp").dt.to_string("iso")).alias(
                 "query_id"
@@ -142,8 +156,8 @@ def labelled_impressions(
         .drop("candidate_rank", strict=False)
     )
     frame = _with_rank(frame, "candidate_score", "candidate_rank")
-    rest = [c for c in frame.columns if c not in RANKING_COLUMNS]
-    return frame.select(*RANKING_COLUMNS, *rest)
+    rest = [c for c in frame.columns if c not in (*RANKING_COLUMNS, "window_positives")]
+    return frame.select(*RANKING_COLUMNS, "window_positives", *rest)
 
 
 def _is_categorical(dtype: pl.DataType) -> bool:
@@ -272,7 +286,10 @@ def evaluate(
 
     Relevance is binary here (``label > 0``), as in :func:`models.evaluation.ranking_metrics`,
     which computes the metrics; queries without a positive are not averaged, but their top
-    ``k`` still count for coverage. Ties in ``order_by`` are broken by ``song_id``.
+    ``k`` still count for coverage. Ties in ``order_by`` are broken by ``song_id``. With a
+    ``window_positives`` column, recall's denominator is the query's positives in the window
+    (proposed or not) and a query with positives only outside the candidates counts with
+    recall 0; NDCG stays within the candidates.
 
     Args:
         frame: a RankingExample frame with the ``order_by`` column.
@@ -288,7 +305,12 @@ def evaluate(
             f"catalog_size {catalog_size} is smaller than the {len(songs)} songs in the frame"
         )
     ordered = _with_rank(
-        frame.select(*dict.fromkeys(("query_id", "song_id", "label", order_by))), order_by, "_rank"
+        frame.select(
+            *dict.fromkeys(("query_id", "song_id", "label", order_by)),
+            *(["window_positives"] if "window_positives" in frame.columns else []),
+        ),
+        order_by,
+        "_rank",
     ).with_columns(
         pl.col("query_id").rank("dense").cast(pl.Int64).sub(1).alias("_query"),
         pl.col("song_id")
@@ -304,13 +326,40 @@ def evaluate(
         ),
         shape=(n_queries, catalog_size),
     )
+    recall_relevant = relevant
+    if "window_positives" in frame.columns:
+        # Positives no candidate source proposed: relevant items past the catalog's last
+        # column, which no ordering can recommend.
+        missed = ordered.group_by("_query").agg(
+            (pl.col("window_positives").max() - (pl.col("label") > 0).sum()).alias("missed")
+        )
+        if missed["missed"].min() < 0:
+            raise DatasetError(
+                "window_positives is smaller than the positives among the candidates"
+            )
+        rows = np.repeat(missed["_query"].to_numpy(), missed["missed"].to_numpy())
+        extra = np.concatenate(
+            [np.arange(m, dtype=np.int64) for m in missed["missed"].to_numpy()]
+            + [np.zeros(0, dtype=np.int64)]
+        )
+        width = catalog_size + int(missed["missed"].max() or 0)
+        recall_relevant = sp.csr_matrix(
+            (
+                np.ones(positives.height + len(rows), dtype=np.float32),
+                (
+                    np.concatenate([positives["_query"].to_numpy(), rows]),
+                    np.concatenate([positives["_song"].to_numpy(), catalog_size + extra]),
+                ),
+            ),
+            shape=(n_queries, width),
+        )
     depth = max(k, recall_k)
     recommended = np.full((n_queries, depth), -1, dtype=np.int64)
     top = ordered.filter(pl.col("_rank") <= depth)
     recommended[top["_query"].to_numpy(), top["_rank"].to_numpy() - 1] = top["_song"].to_numpy()
     queries = np.arange(n_queries)
     at_k = ranking_metrics(recommended, relevant, queries, k)
-    at_recall_k = ranking_metrics(recommended, relevant, queries, recall_k)
+    at_recall_k = ranking_metrics(recommended, recall_relevant, queries, recall_k)
     return {
         f"ndcg@{k}": float(at_k[f"ndcg@{k}"]),
         f"recall@{recall_k}": float(at_recall_k[f"recall@{recall_k}"]),

@@ -109,6 +109,30 @@ def test_metrics_on_a_hand_made_two_query_example() -> None:
     with pytest.raises(DatasetError, match="catalog_size"):
         evaluate(frame, "candidate_score", catalog_size=2)
 
+    # With the window's positives counted: q1 played one more song nobody proposed, and q3
+    # played two songs while none of its candidates (e) was played.
+    with_missed = pl.concat(
+        [
+            frame.with_columns(
+                pl.when(pl.col("query_id") == "q1").then(3).otherwise(1).alias("window_positives")
+            ),
+            pl.DataFrame(
+                {
+                    "query_id": ["q3"],
+                    "song_id": ["e"],
+                    "label": [0],
+                    "candidate_score": [1.0],
+                    "window_positives": [2],
+                }
+            ),
+        ],
+        how="vertical_relaxed",
+    )
+    m = evaluate(with_missed, "candidate_score", k=2, recall_k=2, catalog_size=10)
+    assert m["recall@2"] == pytest.approx((1 / 3 + 1 / 1 + 0) / 3)
+    assert m["ndcg@2"] == pytest.approx((ndcg_q1 + ndcg_q2) / 2)  # within the candidates
+    assert m["coverage@2"] == pytest.approx(4 / 10)  # {a, b}, {a, d}, {e}
+
 
 def test_save_and_load_give_the_same_scores(
     ranker: Ranker, test_frame: pl.DataFrame, tmp_path
@@ -168,6 +192,7 @@ def test_labelled_impressions_labels_plays_in_the_window_only() -> None:
             _play("u1", "early", request - timedelta(minutes=1), "complete", True, False),
             _play("u1", "liked", inside, "like", False, False),
             _play("u2", "none", inside, "complete", True, False),  # another listener
+            _play("u1", "unproposed", inside, "complete", True, False),  # not a candidate
             # skipped first, completed later in the window: the best label wins
             _play("u1", "again", inside, "skip", False, True),
             _play("u1", "again", inside + timedelta(hours=2), "complete", True, False),
@@ -206,6 +231,8 @@ def test_labelled_impressions_labels_plays_in_the_window_only() -> None:
         "candidate_rank",
     ]
     assert "popularity" in frame.columns
+    # done, part, again among the candidates, and the unproposed song
+    assert frame["window_positives"].to_list() == [4] * len(songs)
     assert frame["query_id"].n_unique() == 1
     assert frame["song_id"].to_list() == songs  # highest candidate score first
     assert frame["candidate_rank"].to_list() == list(range(1, len(songs) + 1))
