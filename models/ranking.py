@@ -121,23 +121,20 @@ def labelled_impressions(
         .cast(pl.Int64)
         .alias("play_label"),
     )
+    in_window = (pl.col("start_time") >= pl.col("event_timestamp")) & (
+        pl.col("start_time") < pl.col("event_timestamp") + window
+    )
     requests = candidates.select("user_id", "song_id", "event_timestamp")
     best = (
         requests.join(play_labels, on=["user_id", "song_id"], how="inner")
-        .filter(
-            (pl.col("start_time") >= pl.col("event_timestamp"))
-            & (pl.col("start_time") < pl.col("event_timestamp") + window)
-        )
+        .filter(in_window)
         .group_by("user_id", "song_id", "event_timestamp")
         .agg(pl.col("play_label").max().alias("label"))
     )
     request_times = candidates.select("user_id", "event_timestamp").unique()
     positives = (
         request_times.join(play_labels.filter(pl.col("play_label") > 0), on="user_id")
-        .filter(
-            (pl.col("start_time") >= pl.col("event_timestamp"))
-            & (pl.col("start_time") < pl.col("event_timestamp") + window)
-        )
+        .filter(in_window)
         .group_by("user_id", "event_timestamp")
         .agg(pl.col("song_id").n_unique().cast(pl.Int64).alias("window_positives"))
     )
