@@ -33,3 +33,11 @@ class NotFoundError(EncoreError):
 
 class DatasetError(EncoreError):
     """A dataset is missing or malformed."""
+
+
+class AuthenticationError(EncoreError):
+    """No credentials, or credentials that are invalid or expired (401)."""
+
+
+class PermissionDeniedError(EncoreError):
+    """Valid credentials that do not allow this action (403)."""

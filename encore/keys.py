@@ -14,7 +14,8 @@ key                                    value                                    
                                        starting at epoch second ``start_s``
 ``recent:v1:<user>``                   list of JSON entries (:func:`recent_entry`), redis_ttl
                                        newest first, at most ``flink.recent_plays``
-``recs:v1:<model>:<user>``             reserved for a model's recommendations       (owner)
+``recs:v1:<model>:<user>``             JSON (:func:`recs_entry`): one registered    recs_ttl_s
+                                       model version's top list for the listener
 ``ingest:v1:offsets:<topic>``          hash partition -> last Kafka offset applied  none
 ``ingest:v1:trending-latest-window``   hash country -> start_s of its current      redis_ttl
                                        window (the job's marker)
@@ -22,6 +23,7 @@ key                                    value                                    
                                        (the ``limits`` library's moving windows)
 =====================================  ==========================================  =========
 
+``recs_ttl_s`` is ``settings.serving.recs_ttl_s`` (a list not refreshed is not served).
 ``redis_ttl`` is ``settings.flink.redis_ttl_s``, reset on every write. The offsets hash has
 no TTL: it is what makes a replay after a crash apply nothing twice.
 """
@@ -111,3 +113,49 @@ def read_current_trending(client: Any, country: str, n: int = 10) -> list[tuple[
     return [
         (song.decode() if isinstance(song, bytes) else song, int(plays)) for song, plays in rows
     ]
+
+
+@dataclass(frozen=True)
+class PrecomputedRecs:
+    """One ``recs:v1:<model>:<user>`` value: a model version's list, best first."""
+
+    model_version: str
+    created_at: datetime
+    songs: list[tuple[str, float]]
+
+
+def recs_entry(model_version: str, created_at: datetime, songs: list[tuple[str, float]]) -> str:
+    """The JSON value of a ``recs:v1`` key (scores rounded to 6 digits: ranks, not maths)."""
+    return json.dumps(
+        {
+            "model_version": model_version,
+            "created_at": created_at.isoformat(),
+            "songs": [[song, round(float(score), 6)] for song, score in songs],
+        },
+        separators=(",", ":"),
+    )
+
+
+def parse_recs_entry(raw: bytes | str) -> PrecomputedRecs:
+    """The inverse of :func:`recs_entry`."""
+    entry = json.loads(raw)
+    return PrecomputedRecs(
+        model_version=str(entry["model_version"]),
+        created_at=datetime.fromisoformat(entry["created_at"]),
+        songs=[(str(song), float(score)) for song, score in entry["songs"]],
+    )
+
+
+def write_recs(client: Any, model: str, user_id: str, recs: PrecomputedRecs, ttl_s: int) -> None:
+    """Sets one listener's list with its TTL (``client`` may be a pipeline)."""
+    client.set(
+        recs_key(model, user_id),
+        recs_entry(recs.model_version, recs.created_at, recs.songs),
+        ex=ttl_s,
+    )
+
+
+def read_recs(client: Any, model: str, user_id: str) -> PrecomputedRecs | None:
+    """The listener's precomputed list for ``model``, or None (none written, or expired)."""
+    raw = client.get(recs_key(model, user_id))
+    return None if raw is None else parse_recs_entry(raw)

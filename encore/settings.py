@@ -30,6 +30,7 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    field_validator,
     model_validator,
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -343,6 +344,43 @@ class ServingSettings(Section):
     registry_poll_s: Positive = 30
     """How often the service checks which version the alias names; a new one loads in the
     background and swaps in whole."""
+    ranker_name: str = "encore-ranker"
+    """Registered model of the second stage (LightGBM LambdaRank); served at ``model_alias``."""
+    ab_split: dict[str, float] = Field(default_factory=lambda: {"champion": 1.0})
+    """A/B variants: model alias -> share of listeners (weights, normalised). A listener's
+    variant is a stable hash of ``ab_salt`` and their id, so it never flips between calls."""
+    ab_salt: str = "encore-ab-1"
+    """Names the experiment: a new salt reshuffles every listener."""
+    candidates: Positive = 200
+    """First-stage candidates per request (champion FAISS + trending + recent artists)."""
+    exclude_played_days: NonNegative = 7
+    """Songs the listener played in the last days are not recommended."""
+    max_per_artist: Positive = 2
+    """At most this many songs of one artist in the top 10 (MMR re-rank)."""
+    mmr_lambda: float = Field(0.7, ge=0.0, le=1.0)
+    """Relevance against diversity in the MMR re-rank (1 = relevance only)."""
+    session_minutes: Positive = 30
+    """Plays this recent (``recent:v1``) shape the next answer: their genres and artists."""
+    feature_budget_ms: Positive = 25
+    """A Feast online read slower than this is skipped and the answer flagged."""
+    redis_timeout_ms: Positive = 50
+    """Socket timeout of the service's Redis calls: a slow Redis degrades, never blocks."""
+    recs_top_n: Positive = 100
+    """Songs per precomputed ``recs:v1`` list."""
+    recs_ttl_s: Positive = 2 * 86400
+    """TTL of a precomputed list: a list not refreshed for two days is not served."""
+    recs_active_days: Positive = 28
+    """Listeners with a play in these last days get a precomputed list."""
+
+    @field_validator("ab_split")
+    @classmethod
+    def _split_has_weight(cls, split: dict[str, float]) -> dict[str, float]:
+        if not split or any(share < 0 for share in split.values()) or sum(split.values()) <= 0:
+            raise ValueError(
+                "ab_split maps model aliases to non-negative shares, at least one above 0, "
+                f"got {split}"
+            )
+        return split
 
 
 class DatasetSettings(Section):

@@ -10,15 +10,12 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from encore.errors import ContractError, EncoreError
-
-
-class AuthenticationError(EncoreError):
-    """No credentials, or credentials that are invalid or expired (401)."""
-
-
-class PermissionDeniedError(EncoreError):
-    """Valid credentials that do not allow this action (403)."""
+from encore.errors import (  # noqa: F401 (re-exported: the API raises them)
+    AuthenticationError,
+    ContractError,
+    EncoreError,
+    PermissionDeniedError,
+)
 
 
 class ConflictError(EncoreError):
