@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import typer
 
 from encore.parts import DemoStep, Part
@@ -13,13 +15,20 @@ features_app = typer.Typer(
 )
 
 
-def _time(value: str | None) -> object:
-    """An ISO time (a date means its 00:00), as UTC when it names no zone."""
-    from datetime import UTC, datetime
+def parse_time(value: str | None) -> datetime | None:
+    """An ISO-8601 time (a date means its 00:00), as UTC when it names no zone.
 
+    Raises:
+        typer.BadParameter: not ISO-8601; click names the option it came from.
+    """
     if value is None:
         return None
-    parsed = datetime.fromisoformat(value)
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter(
+            f"expected an ISO-8601 time like 2026-04-02 or 2026-04-02T06:00Z, got {value!r}"
+        ) from None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
@@ -48,11 +57,17 @@ def apply_command() -> None:
 
 @features_app.command("materialize")
 def materialize_command(
-    end: str | None = typer.Option(
-        None, "--end", help="Load values known up to this time (ISO; default: now, UTC)."
+    end: datetime | None = typer.Option(
+        None,
+        "--end",
+        parser=parse_time,
+        help="Load values known up to this time (ISO-8601; default: now, UTC).",
     ),
-    start: str | None = typer.Option(
-        None, "--start", help="From this time (default: --end less the snapshot TTL)."
+    start: datetime | None = typer.Option(
+        None,
+        "--start",
+        parser=parse_time,
+        help="From this time (ISO-8601; default: --end less the snapshot TTL).",
     ),
 ) -> None:
     """Load the latest feature values into the online store."""
@@ -61,11 +76,7 @@ def materialize_command(
     from features import store
 
     try:
-        end_time, start_time = _time(end), _time(start)
-    except ValueError as error:
-        raise _fail(error) from None
-    try:
-        store.materialize(get_settings(), end=end_time, start=start_time)  # type: ignore[arg-type]
+        store.materialize(get_settings(), end=end, start=start)
     except EncoreError as error:
         raise _fail(error) from None
 
