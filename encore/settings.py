@@ -334,6 +334,16 @@ class FeaturesSettings(Section):
     """How old a daily snapshot may be and still be served (offline joins and online
     reads): one day's snapshot is known at the next 00:00, a day's slack covers a late
     build."""
+    push_interval_ms: Positive = 1000
+    """How often ``encore features push`` pushes the sessions of listeners the ingestion job
+    has just applied plays of (``listener_session``)."""
+    push_wait_s: Positive = 10
+    """How long a play may wait for the ingestion job to apply it before its listener's
+    session is recomputed anyway (a duplicate or rejected event never shows in the job's
+    offsets)."""
+    session_log_interval_s: Positive = 60
+    """How often the pushed sessions are appended to ``features.listener_session`` (the
+    offline copy): fewer, larger Delta commits than one per push."""
 
 
 class ServingSettings(Section):
