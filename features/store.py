@@ -16,6 +16,7 @@ training sets outgrow one machine, then Feast's Spark offline store is the setti
 from __future__ import annotations
 
 import logging
+import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -82,12 +83,27 @@ def feature_tables() -> list[Table]:
 
 
 def write_config(settings: Settings) -> Path:
-    """Render ``feature_store.yaml`` into the repo folder (created if needed); its path."""
+    """Render ``feature_store.yaml`` into the repo folder (created if needed); its path.
+    An unchanged file is left alone (its time too)."""
     repo = settings.features_repo
     repo.mkdir(parents=True, exist_ok=True)
     path = repo / CONFIG_FILE
-    path.write_text(yaml.safe_dump(render_config(settings), sort_keys=False))
+    content = config_text(settings)
+    if _read_text(path) != content:
+        path.write_text(content)
     return path
+
+
+def config_text(settings: Settings) -> str:
+    """``feature_store.yaml`` for ``settings``, as written to the repo."""
+    return yaml.safe_dump(render_config(settings), sort_keys=False)
+
+
+def _read_text(path: Path) -> str | None:
+    try:
+        return path.read_text()
+    except FileNotFoundError:
+        return None
 
 
 def delta_extension_file() -> Path:
@@ -139,13 +155,33 @@ def use_duckdb_with_delta(extension_directory: Path) -> None:
     ibis.set_backend(connection)
 
 
+_stores: dict[Path, tuple[str, FeatureStore]] = {}
+"""The open store of each repo folder, with the ``feature_store.yaml`` it was opened on."""
+_stores_lock = threading.Lock()
+
+
 def feature_store(settings: Settings) -> FeatureStore:
-    """A Feast ``FeatureStore`` over the rendered repo, ready to read Delta."""
+    """A Feast ``FeatureStore`` over the rendered repo, ready to read Delta.
+
+    Opened once per repo folder and reused while ``feature_store.yaml`` (on disk, and as the
+    settings render it) stays the same: opening renders the file, loads DuckDB's delta
+    extension and reads Feast's registry, which the demo, the jobs and the service would
+    otherwise repeat on every call. Changed settings (another Redis, another project) open a
+    new store; another repo folder has its own.
+    """
     from feast import FeatureStore
 
-    write_config(settings)
-    use_duckdb_with_delta(settings.features_repo / "duckdb_extensions")
-    return FeatureStore(repo_path=str(settings.features_repo))
+    repo = settings.features_repo.resolve()
+    content = config_text(settings)
+    with _stores_lock:
+        cached = _stores.get(repo)
+        if cached and cached[0] == content and _read_text(repo / CONFIG_FILE) == content:
+            return cached[1]
+        write_config(settings)
+        use_duckdb_with_delta(repo / "duckdb_extensions")
+        opened = FeatureStore(repo_path=str(repo))
+        _stores[repo] = (content, opened)
+        return opened
 
 
 def apply(settings: Settings) -> list[str]:
