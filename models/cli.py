@@ -124,6 +124,49 @@ def train_command(
     typer.echo(json.dumps(result.summary(), indent=2, default=str))
 
 
+def train_ranker_command(
+    split: str = typer.Option(
+        "",
+        help="Split time (ISO date or date-time, UTC): test requests from it on. "
+        "Default: the last --test-days of silver.",
+    ),
+    days: float = typer.Option(7.0, help="Span of the training requests before the split, days."),
+    test_days: float = typer.Option(1.0, help="Span of the test requests after the split, days."),
+    step_hours: float = typer.Option(24.0, help="Hours between two request times."),
+    window_hours: float = typer.Option(24.0, help="Label window after each request, hours."),
+    max_queries: int = typer.Option(300, help="Listeners asked per request time, at most."),
+    seed: int = typer.Option(0, help="Seed of the listener samples and of LightGBM."),
+    register: bool = typer.Option(True, help="Log to MLflow and register the ranker."),
+) -> None:
+    """Train the learned ranker on point-in-time Feast features over labelled impressions
+    from silver plays; compare it with the candidate model alone; register it."""
+    from datetime import datetime, timedelta
+
+    from encore.errors import EncoreError
+    from encore.settings import get_settings
+    from models.ranker_training import train_ranker_on_lake, utc
+
+    try:
+        split_at = utc(datetime.fromisoformat(split)) if split else None
+        with console.status("training the ranker") as status:
+            result = train_ranker_on_lake(
+                get_settings(),
+                split_at,
+                train_span=timedelta(days=days),
+                test_span=timedelta(days=test_days),
+                step=timedelta(hours=step_hours),
+                label_window=timedelta(hours=window_hours),
+                max_queries_per_step=max_queries,
+                register=register,
+                seed=seed,
+                report=_reporter(status),
+            )
+    except (EncoreError, ValueError) as error:
+        raise _fail(error) from error
+    typer.echo(result.table())
+    typer.echo(json.dumps(result.sizes))
+
+
 def demo_step(settings: object) -> None:
     """Demo: train ALS on synthetic data, register it, show an artist's neighbours."""
     from models.training import train
@@ -143,6 +186,7 @@ def register(app: typer.Typer) -> None:
     """Add the model commands to the ``encore`` app."""
     app.command("train")(train_command)
     app.command("evaluate")(evaluate_command)
+    app.command("train-ranker")(train_ranker_command)
 
 
 PART = Part(
