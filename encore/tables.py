@@ -109,6 +109,8 @@ class Table:
         )
 
 
+VARIANT_NOTE = "A/B variant (model alias) that recommended the song; null when none did"
+
 PLAY_EVENTS = Table(
     layer="bronze",
     name="play_events",
@@ -133,6 +135,8 @@ PLAY_EVENTS = Table(
         Column("kafka_partition", "int", False),
         Column("kafka_offset", "long", False),
         Column("ingested_at", "timestamp", False),
+        # last: an older table gains it at the end (see pipelines.ingest.delta_sink.open_table)
+        Column("variant", "string", True, VARIANT_NOTE),
     ),
 )
 
@@ -303,6 +307,7 @@ SILVER_PLAYS = Table(
         Column("completed", "boolean", False, "played >= lake.completed_min_ms or half the song"),
         Column("skipped", "boolean", False, "a skip event, or stopped before completion"),
         Column("local_hour", "int", False, "hour of start_time in the country's main time zone"),
+        Column("variant", "string", True, VARIANT_NOTE),
     ),
     checks=(
         NotNull(("event_id", "user_id", "song_id", "start_time", "event_date")),
@@ -664,6 +669,37 @@ ARTIST_POPULARITY = Table(
     checks=(Unique(("feature_date", "artist_id")), InRange("popularity_rank_28d", 1, None)),
 )
 
+LISTENER_SESSION = Table(
+    layer="features",
+    name="listener_session",
+    writer="the session feature pusher (features.push, `encore features push`)",
+    partition_by=("session_date",),
+    description=(
+        "Every listener session state pushed to the online store (Feast push source "
+        "listener_session_push): the plays of the serving.session_minutes up to the "
+        "listener's last play, from the ingestion job's recent:v1 lists. The offline copy of "
+        "what was served, for point-in-time training joins (append only)."
+    ),
+    columns=(
+        Column("session_date", "date", False, "the UTC day of event_timestamp"),
+        Column(
+            "event_timestamp",
+            "timestamp",
+            False,
+            "the listener's last play (never later than when it was computed)",
+        ),
+        Column("user_id", "string", False),
+        Column("session_plays", "long", False, "plays, skips and completions; not likes"),
+        Column("session_skips", "long", False),
+        Column("session_ms_played", "long", False),
+        Column("session_top_genre", "string", True, "most played genre; ties by most recent"),
+        Column("session_last_song_id", "string", False),
+        Column("session_last_artist_id", "string", True, "null when the song is not in dims"),
+        Column("last_play_at", "timestamp", False),
+        Column("pushed_at", "timestamp", False, "when the pusher computed the row"),
+    ),
+)
+
 QUALITY_RESULTS = Table(
     layer="ops",
     name="quality_results",
@@ -707,6 +743,7 @@ TABLES: dict[str, Table] = {
         LISTENER_ACTIVITY,
         SONG_ACTIVITY,
         ARTIST_POPULARITY,
+        LISTENER_SESSION,
         JOB_RUNS,
         QUALITY_RESULTS,
     )

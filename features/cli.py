@@ -1,13 +1,17 @@
-"""``encore features apply`` and ``encore features materialize`` (heavy imports inside)."""
+"""``encore features apply``, ``materialize`` and ``push`` (heavy imports inside); the
+session pusher is also the ``feature-push`` service of ``encore up``."""
 
 from __future__ import annotations
 
+import sys
 from datetime import UTC, datetime
+from pathlib import Path
 
 import typer
 
 from encore.parts import DemoStep, Part
-from encore.settings import Settings
+from encore.services import Service
+from encore.settings import Settings, settings_env
 
 features_app = typer.Typer(
     help="The feature store (Feast): offline over the lake, online in Redis.",
@@ -81,6 +85,24 @@ def materialize_command(
         raise _fail(error) from None
 
 
+@features_app.command("push")
+def push_command() -> None:
+    """Push listeners' current sessions to the online store as the ingestion job applies
+    their plays (runs until stopped; `encore up feature-push` runs it in the background)."""
+    import signal
+    import threading
+
+    from encore.settings import get_settings
+    from features import push
+
+    settings = get_settings()
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    typer.echo(f"pushing sessions from {settings.kafka.play_events_topic} (Ctrl-C stops)")
+    push.run(settings, stop)
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(features_app, name="features")
 
@@ -91,8 +113,32 @@ def _demo_step(settings: Settings) -> None:
     run_demo_step(settings)
 
 
+def _push_command(settings: Settings) -> list[str]:
+    return [str(Path(sys.executable).with_name("encore")), "features", "push"]
+
+
+def _push_running(settings: Settings) -> bool:
+    from encore import supervisor
+
+    return supervisor.running_pid(settings.home, FEATURE_PUSH.name) is not None
+
+
+FEATURE_PUSH = Service(
+    "feature-push",
+    address=lambda s: f"{s.kafka.play_events_topic} + recent:v1 -> Feast listener_session",
+    command=_push_command,
+    healthy=_push_running,
+    # the child sees exactly these settings, including ones set in code (tests)
+    env=settings_env,
+    needs=("kafka", "redis"),
+    start_timeout_s=30,
+    job=True,
+)
+
+
 PART = Part(
     "features",
     commands=register,
     demo_steps=(DemoStep(18, "features: Feast apply, materialize to Redis", _demo_step),),
+    services=(FEATURE_PUSH,),
 )

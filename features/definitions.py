@@ -13,10 +13,16 @@ from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from encore.settings import Settings
-from encore.tables import ARTIST_POPULARITY, LISTENER_ACTIVITY, SONG_ACTIVITY, Table
+from encore.tables import (
+    ARTIST_POPULARITY,
+    LISTENER_ACTIVITY,
+    LISTENER_SESSION,
+    SONG_ACTIVITY,
+    Table,
+)
 
 if TYPE_CHECKING:
-    from feast import Entity, FeatureService, FeatureView
+    from feast import Entity, FeatureService, FeatureView, PushSource
 
 TIMESTAMP_FIELD = "event_timestamp"
 NOT_FEATURES = {"feature_date", TIMESTAMP_FIELD}
@@ -32,6 +38,14 @@ RANKER_SERVICE = "ranker_v1"
 """The features the ranker of model version 1 was trained on. A ranker trained on other
 features gets a new service (``ranker_v2``) beside this one, so a running champion never
 sees its inputs change under it."""
+
+
+SESSION_VIEW = "listener_session"
+SESSION_PUSH_SOURCE = "listener_session_push"
+SESSION_NOT_FEATURES = {"session_date", TIMESTAMP_FIELD, "user_id", "pushed_at"}
+REALTIME_SERVICE = "ranker_v1_realtime"
+"""``ranker_v1``'s features plus the listener's current session (``listener_session``): for
+a ranker trained with real-time signals. ``ranker_v1`` itself stays as it was."""
 
 
 def entities() -> dict[str, Entity]:
@@ -80,22 +94,88 @@ def feature_views(settings: Settings) -> dict[str, FeatureView]:
     }
 
 
-def feature_services(views: dict[str, FeatureView]) -> list[FeatureService]:
+def session_feature_names() -> list[str]:
+    """The ``listener_session`` view's features: ``features.listener_session``'s columns less
+    the key, the dates and the pusher's own timestamp."""
+    return [c.name for c in LISTENER_SESSION.columns if c.name not in SESSION_NOT_FEATURES]
+
+
+def session_push_source(settings: Settings) -> PushSource:
+    """Where ``encore features push`` sends each listener's session (``features.push``).
+    Feast requires a batch source beside a push source: the pusher's own Delta log of the
+    same rows, so an offline join sees exactly what was served online."""
+    from feast import FileSource, PushSource
+    from feast.data_format import DeltaFormat
+
+    log = FileSource(
+        name=f"lake_{LISTENER_SESSION.name}",
+        path=LISTENER_SESSION.path(settings),
+        file_format=DeltaFormat(),
+        timestamp_field=TIMESTAMP_FIELD,
+        description=f"{LISTENER_SESSION.qualified_name}: {LISTENER_SESSION.description}",
+    )
+    return PushSource(name=SESSION_PUSH_SOURCE, batch_source=log)
+
+
+def session_view(settings: Settings, user: Entity) -> FeatureView:
+    """The listener's current session, pushed within a second or so of the ingestion job
+    applying a play. Its TTL is the session window: a row's timestamp is the listener's last
+    play, so ``serving.session_minutes`` of silence later Feast serves nulls (no session)."""
+    from feast import FeatureView, Field
+
+    columns = {c.name: c for c in LISTENER_SESSION.columns}
+    schema = [
+        Field(
+            name=name, dtype=_feast_type(columns[name].dtype), description=columns[name].description
+        )
+        for name in session_feature_names()
+    ]
+    return FeatureView(
+        name=SESSION_VIEW,
+        entities=[user],
+        ttl=timedelta(minutes=settings.serving.session_minutes),
+        schema=schema,
+        source=session_push_source(settings),
+        online=True,
+        description="the listener's plays in the session window up to their last play",
+    )
+
+
+def feature_services(
+    views: dict[str, FeatureView], session: FeatureView | None = None
+) -> list[FeatureService]:
     from feast import FeatureService
 
-    return [
+    services = [
         FeatureService(
             name=RANKER_SERVICE,
             features=list(views.values()),
             description="the learned ranker's inputs: listener, song and artist features",
         )
     ]
+    if session is not None:
+        services.append(
+            FeatureService(
+                name=REALTIME_SERVICE,
+                features=[*views.values(), session],
+                description=f"{RANKER_SERVICE}'s features and the listener's current session",
+            )
+        )
+    return services
 
 
 def definitions(settings: Settings) -> list:
     """Everything ``encore features apply`` registers, in dependency order."""
+    by_name = entities()
     views = feature_views(settings)
-    return [*entities().values(), *views.values(), *feature_services(views)]
+    session = session_view(settings, by_name["user"])
+    return [
+        *by_name.values(),
+        session_push_source(settings),
+        *views.values(),
+        session,
+        *feature_services(views, session),
+    ]
 
 
 def _feast_type(dtype: str):

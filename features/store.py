@@ -211,7 +211,27 @@ def materialize(
     end = end or datetime.now(UTC)
     # the snapshots still servable at ``end``: older ones have expired in Redis too
     start = start or end - timedelta(hours=settings.features.snapshot_ttl_hours)
-    feature_store(settings).materialize(start_date=start, end_date=end)
+    from features.definitions import feature_views
+
+    # the lake's views only: a push-fed view's online values come from its pushes, and its
+    # batch log holds nothing newer than them
+    views = list(feature_views(settings))
+    feature_store(settings).materialize(start_date=start, end_date=end, feature_views=views)
+
+
+def read_session(feast: FeatureStore, user_id: str) -> dict[str, Any] | None:
+    """The listener's current session features (``listener_session``, pushed by ``encore
+    features push``) by name, or None when they played nothing in the last
+    ``serving.session_minutes`` (or the pusher never saw them)."""
+    from features.definitions import SESSION_VIEW, session_feature_names
+
+    names = session_feature_names()
+    row = feast.get_online_features(
+        features=[f"{SESSION_VIEW}:{name}" for name in names],
+        entity_rows=[{"user_id": user_id}],
+    ).to_dict()
+    values = {name: row[name][0] for name in names}
+    return None if values["session_plays"] is None else values
 
 
 def forget_listener(settings: Settings, user_id: str) -> int:
@@ -248,14 +268,15 @@ def _forget_in_sqlite(settings: Settings, entity_key: bytes) -> int:
 
     from feast.infra.online_stores.helpers import compute_table_id
 
-    from features.definitions import feature_views
+    from features.definitions import entities, feature_views, session_view
 
     path = settings.features_repo / "online.db"
     if not path.exists():
         return 0
     deleted = 0
+    views = [*feature_views(settings).values(), session_view(settings, entities()["user"])]
     with sqlite3.connect(path) as connection:
-        for view in feature_views(settings).values():
+        for view in views:
             if "user" not in view.entities:
                 continue
             table = compute_table_id(settings.features.project, view)
