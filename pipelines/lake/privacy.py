@@ -66,6 +66,7 @@ from deltalake import CommitProperties, DeltaTable
 from pyarrow import fs as pafs
 
 from encore.delta import open_delta, read_delta
+from encore.errors import ServiceError
 from encore.settings import Settings
 from encore.tables import ERASURES, TABLES, Table
 from features import store as feature_store
@@ -231,6 +232,8 @@ def forget(settings: Settings, user_id: str, request_id: str | None = None) -> E
     warns :data:`NOTHING_HELD`, as for an id the lake never held).
 
     Raises:
+        ServiceError: Redis failed while deleting the online features; raised after the
+            lake's part is done and logged, so a rerun completes the erasure.
         ConfigurationError: the pseudonym key is the default outside development (a
             public key would let anyone match a guessed id to the pseudonyms and the log).
     """
@@ -243,12 +246,30 @@ def forget(settings: Settings, user_id: str, request_id: str | None = None) -> E
         delta = open_delta(settings, table)
         if delta is not None:
             results.append(_forget_in(table, delta, subject, salt, request_id))
-    online = feature_store.forget_listener(settings, user_id)
+    online, online_error = _forget_online_features(settings, user_id)
     erasure = Erasure(request_id, datetime.now(UTC), results, online)
     if not erasure.tables_touched:
         log.warning(NOTHING_HELD)
-    _append_log(settings, erasure, user_id)
+    _append_log(settings, erasure, user_id)  # the lake's part is done: record it whatever next
+    if online_error is not None:
+        raise ServiceError(
+            "Redis",
+            f"unreachable ({online_error}): erasure {request_id} deleted and logged the "
+            f"lake's rows, not the {ONLINE_FEATURES}; run `encore privacy forget` again for "
+            "this listener once Redis answers (a rerun finds the lake done and redoes the rest)",
+        )
     return erasure
+
+
+def _forget_online_features(settings: Settings, user_id: str) -> tuple[int, Exception | None]:
+    """The feature store's online entries deleted, or the error that stopped it: a Redis
+    failure must not come before the lake's part is logged."""
+    import redis
+
+    try:
+        return feature_store.forget_listener(settings, user_id), None
+    except (redis.RedisError, OSError) as error:
+        return 0, error
 
 
 def _forget_in(
