@@ -349,6 +349,8 @@ class FeaturesSettings(Section):
 class ServingSettings(Section):
     host: str = "127.0.0.1"
     port: Port = DEFAULT_PORTS["serving"]
+    workers: Positive = 1
+    """uvicorn worker processes; each holds its own models (memory grows with them)."""
     model_name: str = "encore-als"
     model_alias: str = "champion"
     registry_poll_s: Positive = 30

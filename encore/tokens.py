@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 import jwt
 
-from encore.errors import AuthenticationError, PermissionDeniedError
-from encore.settings import Settings
+from encore.errors import AuthenticationError, ConfigurationError, PermissionDeniedError
+from encore.settings import ApiSettings, Settings
 
 JWT_ALGORITHM = "HS256"
 # RFC 7518 section 3.2: an HS256 key must be at least as long as the hash output
@@ -91,3 +91,38 @@ def authenticate(settings: Settings, authorization: str | None) -> Principal:
     except jwt.InvalidTokenError as error:
         raise AuthenticationError(f"invalid token: {error}") from error
     return Principal(kind="listener", user_id=str(claims["sub"]))
+
+
+def token_secret_problems(settings: Settings) -> list[str]:
+    """The token settings that are built-in defaults or too weak (empty in development)."""
+    if settings.development:
+        return []
+    defaults = ApiSettings()
+    problems = []
+    token = settings.api.service_token.get_secret_value()
+    if token == defaults.service_token.get_secret_value():
+        problems.append("ENCORE_API__SERVICE_TOKEN (the built-in default is in use)")
+    elif not token:
+        problems.append("ENCORE_API__SERVICE_TOKEN (it is empty)")
+    secret = settings.api.jwt_secret.get_secret_value()
+    rule = f"at least {JWT_SECRET_MIN_BYTES} bytes"
+    if secret == defaults.jwt_secret.get_secret_value():
+        problems.append(f"ENCORE_API__JWT_SECRET ({rule}; the built-in default is in use)")
+    elif len(secret.encode()) < JWT_SECRET_MIN_BYTES:
+        problems.append(f"ENCORE_API__JWT_SECRET ({rule}; it has {len(secret.encode())})")
+    return problems
+
+
+def check_token_secrets(settings: Settings) -> None:
+    """Refuse to check tokens with a default or weak secret (skipped in development).
+
+    Raises:
+        ConfigurationError: one line naming the settings to set.
+    """
+    problems = token_secret_problems(settings)
+    if problems:
+        raise ConfigurationError(
+            "refusing to start with default or weak token secrets: set "
+            + " and ".join(problems)
+            + ", or set ENCORE_DEVELOPMENT=true for local development"
+        )

@@ -90,6 +90,54 @@ class ModelBundle:
         pairs = zip(ids, scores, strict=True)
         return [(str(self.item_ids[i]), float(s)) for i, s in pairs if i >= 0]
 
+    def recommend_many(self, user_ids: list[str], n: int) -> dict[str, Scored]:
+        """:meth:`recommend` for many listeners at once (unknown ones left out).
+
+        With an index, one FAISS search for all their vectors (the batch is what makes a
+        precompute of 100k listeners take seconds, not minutes): ``k`` covers the heaviest
+        listener's played songs, so each list still has ``n`` unplayed songs. Models
+        without user vectors score listener by listener.
+        """
+        known = [(u, self._user_position[u]) for u in user_ids if u in self._user_position]
+        if not known:
+            return {}
+        users = self.model.user_factors
+        if self.index is None or users is None:
+            return {user: self.recommend(user, n) for user, _ in known}
+        rows = np.fromiter((row for _, row in known), dtype=np.int64, count=len(known))
+        indptr = self.user_items.indptr
+        most_played = int((indptr[rows + 1] - indptr[rows]).max())
+        k = min(n + most_played, self.index.size)
+        scores, ids = self.index.search(users[rows].astype(np.float32), k)
+        songs = [str(s) for s in self.item_ids.tolist()]
+        lists: dict[str, Scored] = {}
+        for position, (user, row) in enumerate(known):
+            seen = set(self.user_items.indices[indptr[row] : indptr[row + 1]].tolist())
+            pairs = [
+                (songs[i], s)
+                for s, i in zip(scores[position].tolist(), ids[position].tolist(), strict=True)
+                if i >= 0 and i not in seen
+            ]
+            lists[user] = pairs[:n]
+        return lists
+
+    def score_songs(self, user_id: str, song_ids: list[str]) -> list[float | None]:
+        """The model's score of each song for the listener (the inner product its FAISS
+        index ranks by); None for a song or listener it does not know, or a model without
+        vectors."""
+        row = self._user_position.get(user_id)
+        users, items = self.model.user_factors, self.model.item_factors
+        if row is None or users is None or items is None:
+            return [None] * len(song_ids)
+        positions = [self._item_position.get(song) for song in song_ids]
+        known = [i for i, p in enumerate(positions) if p is not None]
+        out: list[float | None] = [None] * len(song_ids)
+        if known:
+            vectors = items[[positions[i] for i in known]]
+            for i, score in zip(known, vectors @ users[row], strict=True):
+                out[i] = float(score)
+        return out
+
     def similar(self, song_id: str, n: int) -> Scored:
         """Songs most like ``song_id`` (itself left out); empty for a song the model lacks."""
         item = self._item_position.get(song_id)
@@ -160,13 +208,15 @@ class ModelHolder:
     under the GIL), so readers never lock and never see a half-loaded model.
     """
 
-    def __init__(self, settings: Settings, client: MlflowClient | None = None) -> None:
+    def __init__(
+        self, settings: Settings, client: MlflowClient | None = None, alias: str | None = None
+    ) -> None:
         from mlflow import MlflowClient
 
         uri = settings.mlflow.effective_tracking_uri
         self.client = client or MlflowClient(tracking_uri=uri, registry_uri=uri)
         self.name = settings.serving.model_name
-        self.alias = settings.serving.model_alias
+        self.alias = alias or settings.serving.model_alias
         self.current: ModelBundle | None = None
         self._loading = threading.Lock()
 

@@ -17,13 +17,14 @@ import hmac
 import secrets
 
 from encore.errors import ConfigurationError
-from encore.settings import ApiSettings, MediaSettings, Settings
+from encore.settings import MediaSettings, Settings
 from encore.tokens import (  # noqa: F401 (the API's names for the shared token code)
     JWT_ALGORITHM,
     JWT_SECRET_MIN_BYTES,
     Principal,
     authenticate,
     issue_token,
+    token_secret_problems,
 )
 
 # scrypt cost: n=2**14, r=8 takes ~16 MiB and a few tens of ms, the interactive-login
@@ -71,19 +72,8 @@ def check_secrets(settings: Settings) -> None:
     """
     if settings.development:
         return
-    defaults = ApiSettings()
-    problems = []
-    token = settings.api.service_token.get_secret_value()
-    if token == defaults.service_token.get_secret_value():
-        problems.append("ENCORE_API__SERVICE_TOKEN (the built-in default is in use)")
-    elif not token:
-        problems.append("ENCORE_API__SERVICE_TOKEN (it is empty)")
-    secret = settings.api.jwt_secret.get_secret_value()
+    problems = token_secret_problems(settings)
     rule = f"at least {JWT_SECRET_MIN_BYTES} bytes"
-    if secret == defaults.jwt_secret.get_secret_value():
-        problems.append(f"ENCORE_API__JWT_SECRET ({rule}; the built-in default is in use)")
-    elif len(secret.encode()) < JWT_SECRET_MIN_BYTES:
-        problems.append(f"ENCORE_API__JWT_SECRET ({rule}; it has {len(secret.encode())})")
     stream = settings.media.stream_secret.get_secret_value()
     if stream == MediaSettings().stream_secret.get_secret_value():
         problems.append(f"ENCORE_MEDIA__STREAM_SECRET ({rule}; the built-in default is in use)")

@@ -1,0 +1,177 @@
+"""The second stage as the service runs it: the registered ranker over online features.
+
+The ranker was trained on Feast's historical features (full names, ``view__feature``) plus
+the candidate columns; here the same names are read from the online store for the pool's
+listener, songs and artists. Song and artist features change once a day, so they are kept
+in a small cache (``SONG_FEATURES_TTL_S``) and only the listener's row is read per request;
+a read over ``serving.feature_budget_ms`` skips the ranker for that request (the caller
+flags ``features``) rather than making the listener wait.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import polars as pl
+
+from encore.settings import Settings
+
+if TYPE_CHECKING:
+    from models.ranking import Ranker
+    from serving.bundle import ModelBundle
+    from serving.catalog import Catalog
+    from serving.recommend import Candidate
+    from serving.signals import OnlineFeatures
+
+log = logging.getLogger(__name__)
+
+SONG_FEATURES_TTL_S = 600.0
+
+
+SOURCE_RANK_COLUMNS = {"model": "model_rank", "trending": "trending_rank", "artists": "artist_rank"}
+"""The service's candidate sources the ranker was trained with, and their rank columns."""
+
+
+@dataclass(frozen=True)
+class ServedRanker:
+    version: str
+    ranker: Ranker
+    refs: dict[str, list[str]]
+    """Feast refs (``view:feature``) it needs, by entity join key (user_id, song_id...)."""
+
+
+class RankerHolder:
+    """The ranker behind ``serving.model_alias``; swapped whole, like the candidate model."""
+
+    def __init__(self, settings: Settings, catalog: Any) -> None:
+        from features.definitions import ENTITIES
+
+        self.settings = settings
+        self.catalog = catalog
+        self.current: ServedRanker | None = None
+        self._loading = threading.Lock()
+        self._item_cache: dict[str, tuple[float, dict[str, Any]]] = {}
+        # view name -> its entity's join key (user_id, song_id, artist_id)
+        self.entity_view = {table.name: key for key, table in ENTITIES.values()}
+
+    def refresh(self) -> bool:
+        with self._loading:
+            try:
+                loaded = self._aliased()
+            except Exception:  # keep what we serve; the next check retries
+                log.exception("could not load the ranker")
+                return False
+            if loaded is None:
+                return False
+            version, ranker = loaded
+            from models.ranker_training import feature_refs
+
+            refs: dict[str, list[str]] = {}
+            for ref in feature_refs(ranker.feature_columns):
+                key = self.entity_view.get(ref.split(":", 1)[0])
+                if key is not None:
+                    refs.setdefault(key, []).append(ref)
+            self.current = ServedRanker(version, ranker, refs)
+            self._item_cache.clear()
+            log.info("ranker version %s serving", version)
+            return True
+
+    def _aliased(self) -> tuple[str, Ranker] | None:
+        """The aliased version and its ranker, None when none or already served."""
+        from models.ranker_training import _load_version
+        from models.registry import _client, current_version
+
+        uri = self.settings.mlflow.effective_tracking_uri
+        client = _client(uri)
+        name = self.settings.serving.ranker_name
+        version = current_version(client, name, self.settings.serving.model_alias)
+        if version is None:
+            return None
+        number = str(version.version)
+        if self.current is not None and self.current.version == number:
+            return None
+        return number, _load_version(client, name, number)
+
+    def score(
+        self,
+        user_id: str,
+        pool: list[Candidate],
+        features: OnlineFeatures,
+        bundle: ModelBundle | None,
+    ) -> dict[str, float] | None:
+        """Ranker scores for the pool, or None when there is no ranker or features are late."""
+        from models.ranker_training import with_derived_features
+
+        served = self.current
+        if served is None or not pool:
+            return None
+        catalog: Catalog = self.catalog.current
+        songs = [c.song_id for c in pool]
+        columns: dict[str, list[Any]] = {
+            "candidate_score": (
+                bundle.score_songs(user_id, songs) if bundle is not None else [None] * len(songs)
+            ),
+            **{
+                column: [c.ranks.get(source) for c in pool]
+                for source, column in SOURCE_RANK_COLUMNS.items()
+            },
+        }
+        if served.refs.get("user_id"):
+            row = features.read(served.refs["user_id"], [{"user_id": user_id}])
+            if row is None:
+                return None
+            for name, values in row.items():
+                if name != "user_id":
+                    columns[name] = values * len(songs)
+        item_keys = [k for k in served.refs if k != "user_id"]
+        if item_keys:
+            rows = self._item_features(songs, catalog, served, item_keys, features)
+            if rows is None:
+                return None
+            for name in rows[0]:
+                columns[name] = [r.get(name) for r in rows]
+        frame = pl.DataFrame(columns, strict=False).with_columns(
+            pl.lit(datetime.now(UTC)).alias("event_timestamp")
+        )
+        frame = with_derived_features(frame)
+        missing = [c for c in served.ranker.feature_columns if c not in frame.columns]
+        if missing:
+            frame = frame.with_columns([pl.lit(None, dtype=pl.Float64).alias(c) for c in missing])
+        scores = served.ranker.score(frame)
+        return {song: float(score) for song, score in zip(songs, scores, strict=True)}
+
+    def _item_features(
+        self,
+        songs: list[str],
+        catalog: Catalog,
+        served: ServedRanker,
+        item_keys: list[str],
+        features: OnlineFeatures,
+    ) -> list[dict[str, Any]] | None:
+        """Song and artist features, from the cache or one online read for the missing."""
+        now = time.monotonic()
+        missing = [s for s in songs if s not in self._item_cache or self._item_cache[s][0] < now]
+        if missing:
+            rows = [
+                {"song_id": song, "artist_id": catalog.songs[song].artist_id}
+                if song in catalog.songs
+                else {"song_id": song, "artist_id": ""}
+                for song in missing
+            ]
+            refs = [ref for key in item_keys for ref in served.refs[key]]
+            rows = [{key: row[key] for key in item_keys if key in row} for row in rows]
+            read = features.read(refs, rows)
+            if read is None:
+                return None
+            names = [n for n in read if n not in item_keys]
+            for i, song in enumerate(missing):
+                self._item_cache[song] = (
+                    now + SONG_FEATURES_TTL_S,
+                    {name: read[name][i] for name in names},
+                )
+        return [self._item_cache[s][1] for s in songs]
