@@ -814,7 +814,8 @@ class RankerPyfunc(mlflow.pyfunc.PythonModel):
     def load_context(self, context: Any) -> None:
         self.ranker = Ranker.load(context.artifacts["ranker"])
 
-    def predict(self, context: Any, model_input: Any, params: dict | None = None):
+    # no type hints: MLflow would read them as the input schema and warn about a DataFrame
+    def predict(self, context, model_input, params=None):
         return self.ranker.score(pl.from_pandas(model_input))
 
 
