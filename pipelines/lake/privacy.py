@@ -67,6 +67,7 @@ from pyarrow import fs as pafs
 
 from encore.delta import open_delta, read_delta
 from encore.errors import ServiceError
+from encore.keys import RECS_PREFIX
 from encore.settings import Settings
 from encore.tables import ERASURES, TABLES, Table
 from features import store as feature_store
@@ -94,6 +95,7 @@ _LOG_FILE = re.compile(r"^(\d{20})\.")
 _SUBJECT_KEY_LABEL = b"encore/lake/erasure-subject/v2"
 
 ONLINE_FEATURES = "feature store (online)"
+PRECOMPUTED_RECS = "precomputed recommendations"
 
 
 @dataclass
@@ -118,6 +120,11 @@ class Erasure:
     online_features_deleted: int = 0
     """Entries of the feature store's online copy (Redis) removed: it serves the
     listener's features to the recommendation service, so it forgets them too."""
+    recs_deleted: int = 0
+    """The listener's ``recs:v1:<model>:<user>`` lists removed from Redis (every model)."""
+    recs_unreachable: bool = False
+    """Redis could not be reached: the lists (if any) stay until their TTL
+    (``serving.recs_ttl_s``) ends them; a rerun of the erasure deletes them."""
 
     @property
     def rows_deleted(self) -> int:
@@ -136,7 +143,8 @@ class Erasure:
         touched = [
             t.table for t in self.tables if t.rows_deleted or t.rows_blanked or t.files_removed
         ]
-        return touched + ([ONLINE_FEATURES] if self.online_features_deleted else [])
+        touched += [ONLINE_FEATURES] if self.online_features_deleted else []
+        return touched + ([PRECOMPUTED_RECS] if self.recs_deleted else [])
 
 
 @dataclass(frozen=True)
@@ -247,7 +255,10 @@ def forget(settings: Settings, user_id: str, request_id: str | None = None) -> E
         if delta is not None:
             results.append(_forget_in(table, delta, subject, salt, request_id))
     online, online_error = _forget_online_features(settings, user_id)
-    erasure = Erasure(request_id, datetime.now(UTC), results, online)
+    recs_deleted, recs_unreachable = forget_recs(settings, user_id)
+    erasure = Erasure(
+        request_id, datetime.now(UTC), results, online, recs_deleted, recs_unreachable
+    )
     if not erasure.tables_touched:
         log.warning(NOTHING_HELD)
     _append_log(settings, erasure, user_id)  # the lake's part is done: record it whatever next
@@ -255,7 +266,9 @@ def forget(settings: Settings, user_id: str, request_id: str | None = None) -> E
         raise ServiceError(
             "Redis",
             f"unreachable ({online_error}): erasure {request_id} deleted and logged the "
-            f"lake's rows, not the {ONLINE_FEATURES}; run `encore privacy forget` again for "
+            f"lake's rows, not the {ONLINE_FEATURES}"
+            f"{' nor the ' + PRECOMPUTED_RECS if erasure.recs_unreachable else ''}; "
+            "run `encore privacy forget` again for "
             "this listener once Redis answers (a rerun finds the lake done and redoes the rest)",
         )
     return erasure
@@ -270,6 +283,45 @@ def _forget_online_features(settings: Settings, user_id: str) -> tuple[int, Exce
         return feature_store.forget_listener(settings, user_id), None
     except (redis.RedisError, OSError) as error:
         return 0, error
+
+
+def forget_recs(settings: Settings, user_id: str) -> tuple[int, bool]:
+    """Delete the listener's precomputed lists, ``recs:v1:<model>:<user>`` of every model:
+    (keys deleted, whether Redis was unreachable).
+
+    Found by SCAN, not by the models registered today: a list written for a model since
+    renamed is the listener's too. Ids may contain ``:``, so a match counts only when what
+    precedes the id is a whole model name (no ``:``): ``recs:v1:m:bob:alice`` is bob:alice's
+    list, not alice's. An unreachable Redis is logged and said in the erasure, not raised:
+    the lake's rows are the record and are gone by then, the lists expire within their TTL,
+    and a rerun of the (idempotent) erasure deletes them.
+    """
+    import redis
+
+    prefix = f"{RECS_PREFIX}:"
+    suffix = f":{user_id}"
+    pattern = f"{_glob_escape(prefix)}*{_glob_escape(suffix)}"
+    try:
+        with redis.Redis.from_url(settings.redis.effective_url, socket_timeout=5) as client:
+            keys = [
+                key
+                for key in client.scan_iter(match=pattern, count=1000)
+                if ":" not in key.decode()[len(prefix) : -len(suffix)]
+            ]
+            return (int(client.delete(*keys)) if keys else 0), False
+    except (redis.RedisError, OSError) as error:
+        log.warning(
+            "Redis unreachable, precomputed lists not deleted (they expire within %d s; "
+            "rerun the erasure): %s",
+            settings.serving.recs_ttl_s,
+            error,
+        )
+        return 0, True
+
+
+def _glob_escape(text: str) -> str:
+    """``text`` as a literal in a Redis MATCH pattern."""
+    return re.sub(r"([*?\[\]\\])", r"\\\1", text)
 
 
 def _forget_in(

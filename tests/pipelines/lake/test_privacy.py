@@ -479,3 +479,47 @@ def test_forget_blanks_the_quality_examples_that_name_the_listener(settings: Set
     assert logged["tables_touched"] == "ops.quality_results"
     assert json.loads(logged["details"])[0]["rows_blanked"] == 2
     assert privacy.export(settings, ALICE)["tables"] == {"ops.quality_results": []}
+
+
+@pytest.mark.integration
+def test_forget_deletes_the_listeners_precomputed_lists_of_every_model(
+    platform: Settings, tmp_path: Path
+) -> None:
+    import redis
+
+    from encore.keys import PrecomputedRecs, read_recs, recs_key, write_recs
+
+    lake = platform.lake.model_copy(
+        update={"root": str(tmp_path / "lake"), "pseudonym_secret": SecretStr(SECRET)}
+    )
+    settings = platform.model_copy(update={"lake": lake})
+    models = ("encore-als-privacy", "encore-bpr-privacy")
+    # ids may contain ":": this is another listener's list, whose id ends with Alice's
+    lookalike = f"friend:{ALICE}"
+    listeners = (ALICE, CAROL, lookalike)
+    recs = PrecomputedRecs("3", datetime(2026, 11, 23, tzinfo=UTC), [("song-1", 0.5)])
+    with redis.Redis.from_url(settings.redis.effective_url) as client:
+        for model in models:
+            for listener in listeners:
+                write_recs(client, model, listener, recs, ttl_s=600)
+
+        erasure = privacy.forget(settings, ALICE)
+
+        assert erasure.recs_deleted == len(models) and not erasure.recs_unreachable
+        assert privacy.PRECOMPUTED_RECS in erasure.tables_touched
+        for model in models:
+            assert client.exists(recs_key(model, ALICE)) == 0
+            assert read_recs(client, model, CAROL) == recs
+            assert read_recs(client, model, lookalike) == recs
+        assert privacy.forget(settings, ALICE).recs_deleted == 0
+
+
+def test_an_unreachable_redis_is_said_not_raised(settings: Settings) -> None:
+    from tests.conftest import free_port
+
+    closed = settings.model_copy(
+        update={"redis": settings.redis.model_copy(update={"port": free_port()})}
+    )
+    erasure = privacy.forget(closed, ALICE)
+    assert erasure.recs_unreachable and erasure.recs_deleted == 0
+    assert privacy.describe(erasure)["recs_unreachable"] is True
