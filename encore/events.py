@@ -10,6 +10,10 @@ or renaming a field, changing a type, or narrowing allowed values makes a new ma
 accepting every version they have shipped with until producers have moved, and bronze keeps
 one table per major version only if the shapes cannot be merged by adding nullable columns.
 
+Added within v1 (optional, so compatible): ``variant``, the A/B variant (model alias) that
+recommended the song; bronze and ``silver.plays`` carry it as a nullable column, null for
+events without one. Left out of the JSON when unset, so such events keep their old bytes.
+
 Validation
 ----------
 The API and the ingestion job validate with the same functions here, in pydantic's strict
@@ -74,6 +78,11 @@ class DeviceType(StrEnum):
 MAX_MS_PLAYED = 6 * 60 * 60 * 1000
 
 Id = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_\-:.]+$")]
+# An A/B variant is a model alias (``champion``, ``challenger``): MLflow's alias charset, short
+VARIANT_MAX_CHARS = 32
+Variant = Annotated[
+    str, Field(min_length=1, max_length=VARIANT_MAX_CHARS, pattern=r"^[A-Za-z0-9_\-]+$")
+]
 
 
 class PlayEventV1(BaseModel):
@@ -99,6 +108,16 @@ class PlayEventV1(BaseModel):
         pattern=r"^[A-Z]{2}$",
         description="An assigned ISO 3166-1 alpha-2 code",
         json_schema_extra={"enum": sorted(ASSIGNED_COUNTRY_CODES)},
+    )
+    # Added within v1 (optional, the versioning rule's compatible change). Left out of the
+    # JSON when unset, so an event without a variant is byte for byte what it was before.
+    variant: Variant | None = Field(
+        default=None,
+        exclude_if=lambda value: value is None,
+        description=(
+            "The A/B variant (model alias) that recommended this song, as the recommendation "
+            "service returned it; absent or null when the play did not come from one"
+        ),
     )
 
     @field_validator("start_time", "end_time")

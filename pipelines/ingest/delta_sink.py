@@ -30,7 +30,7 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
-from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
+from deltalake import CommitProperties, DeltaTable, Field, Transaction, write_deltalake
 
 from encore.settings import Settings
 from encore.tables import Table
@@ -46,14 +46,24 @@ def app_id(topic: str, partition: int) -> str:
 
 
 def open_table(table: Table, settings: Settings) -> DeltaTable:
-    """The table, created empty with its registry schema and partitioning if missing."""
-    return DeltaTable.create(
+    """The table, created empty with its registry schema and partitioning if missing, and
+    given the nullable columns the registry gained since it was created (an optional event
+    field, the contract's compatible change: older rows read them as null)."""
+    delta = DeltaTable.create(
         table.path(settings),
         table.arrow_schema(),
         mode="ignore",
         partition_by=list(table.partition_by) or None,
         storage_options=settings.lake.storage_options or None,
     )
+    present = set(delta.schema().to_arrow().names)
+    gained = [field for field in table.arrow_schema() if field.name not in present]
+    if gained:
+        # only nullable columns, appended at the end: the registry lists them last, so the
+        # table's column order stays the registry's and appends keep matching it
+        delta.alter.add_columns([Field.from_arrow(field) for field in gained])
+        log.info("%s: added column(s) %s", table.name, [f.name for f in gained])
+    return delta
 
 
 def committed_offsets(

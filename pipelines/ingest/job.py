@@ -51,14 +51,15 @@ from datetime import UTC, datetime
 
 from encore.engines import flink_configuration
 from encore.settings import EventsSettings, Settings, get_settings
-from pipelines.ingest.parse import EVENT_FIELDS, PARSED_FIELDS, SOURCE_COLUMNS, SOURCE_FIELDS
+from encore.tables import PLAY_EVENTS
+from pipelines.ingest.parse import EVENT_FIELDS, PARSED_FIELDS, SINK_COLUMNS, SOURCE_FIELDS
 from pipelines.ingest.state import GROUP_ID, checkpoints_dir
 
 log = logging.getLogger("pipelines.ingest.job")
 
-# Columns are derived from the bronze table in the registry (through parse.EVENT_FIELDS), so
+# Columns are derived from the bronze table in the registry (and parse.EVENT_FIELDS), so
 # an added event field needs no edit here.
-BRONZE_COLUMNS = [name for name, _ in EVENT_FIELDS] + list(SOURCE_COLUMNS)
+BRONZE_COLUMNS = [name for name in PLAY_EVENTS.column_names if name not in SINK_COLUMNS]
 """What the dedup keeps and the bronze micro-batch carries: the registry's bronze columns
 minus the ones the sink stamps (``parse.SINK_COLUMNS``)."""
 BRONZE_BATCH_COLUMNS = [*BRONZE_COLUMNS, "event_time_us"]

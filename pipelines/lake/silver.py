@@ -42,7 +42,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from encore.settings import Settings
-from encore.tables import DIM_SONGS, DIM_USERS, PLAY_EVENTS, SILVER_PLAYS, SILVER_SESSIONS
+from encore.tables import (
+    DIM_SONGS,
+    DIM_USERS,
+    PLAY_EVENTS,
+    SILVER_PLAYS,
+    SILVER_SESSIONS,
+    Table,
+)
 from pipelines.lake.audit import RunRecord
 from pipelines.lake.writing import read_table, replace_day
 
@@ -135,11 +142,39 @@ def skipped_column() -> Column:
     return (event_type == "skip") | ((event_type == "play") & ~F.col("completed"))
 
 
-def plays_of_day(spark: SparkSession, settings: Settings, day: date) -> DataFrame:
-    """``silver.plays`` rows for ``day``, computed from bronze and the dimensions."""
+def with_gained_columns(frame: DataFrame, table: Table) -> DataFrame:
+    """``frame`` with the nullable registry columns it lacks, as nulls: a table written before
+    the registry gained a column (an optional event field such as ``variant``) reads as if
+    every older row had it unset."""
     from pyspark.sql import functions as F
 
-    bronze = read_table(spark, settings, PLAY_EVENTS)
+    for column in table.spark_schema().fields:
+        if column.nullable and column.name not in frame.columns:
+            frame = frame.withColumn(column.name, F.lit(None).cast(column.dataType))
+    return frame
+
+
+def add_gained_columns(spark: SparkSession, settings: Settings, table: Table) -> None:
+    """Give an existing ``table`` the nullable registry columns it lacks (at the end, as the
+    registry lists them): a day's overwrite with ``replaceWhere`` cannot change the schema."""
+    from delta.tables import DeltaTable
+
+    path = table.path(settings)
+    if not DeltaTable.isDeltaTable(spark, path):
+        return  # replace_day creates it with the registry's schema
+    present = set(spark.read.format("delta").load(path).columns)
+    gained = [c for c in table.spark_schema().fields if c.nullable and c.name not in present]
+    if gained:
+        columns = ", ".join(f"`{c.name}` {c.dataType.simpleString()}" for c in gained)
+        spark.sql(f"ALTER TABLE delta.`{path}` ADD COLUMNS ({columns})")
+
+
+def plays_of_day(spark: SparkSession, settings: Settings, day: date) -> DataFrame:
+    """``silver.plays`` rows for ``day``, computed from bronze and the dimensions (bronze's
+    ``variant`` is carried as it is)."""
+    from pyspark.sql import functions as F
+
+    bronze = with_gained_columns(read_table(spark, settings, PLAY_EVENTS), PLAY_EVENTS)
     day_rows = bronze.where(F.col("event_date") == F.lit(day))
     earlier = bronze.where(F.col("event_date") < F.lit(day)).select("event_id")
     songs = read_table(spark, settings, DIM_SONGS).select(
@@ -166,6 +201,7 @@ def run_plays(spark: SparkSession, settings: Settings, day: date) -> list[RunRec
     bronze = read_table(spark, settings, PLAY_EVENTS)
     rows_in = bronze.where(F.col("event_date") == F.lit(day)).count()
     plays = plays_of_day(spark, settings, day)
+    add_gained_columns(spark, settings, SILVER_PLAYS)
     return [replace_day(spark, settings, SILVER_PLAYS, plays, day, rows_in, started)]
 
 
