@@ -4,6 +4,7 @@ job's Redis writer (``RedisAggregates``, what the job runs per micro-batch) appl
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections import Counter
 from datetime import UTC, date, datetime, timedelta
@@ -23,7 +24,7 @@ from features import store
 from features.definitions import REALTIME_SERVICE, session_feature_names
 from features.push import SessionPusher, Song, session_row
 from pipelines.ingest.aggregates import RedisAggregates
-from tests.pipelines.lake.conftest import write_rows
+from tests.pipelines.lake.conftest import song_row, write_rows
 
 SONGS = {  # song -> (artist, genre)
     "s-rock-1": ("ar-rock", "rock"),
@@ -52,25 +53,10 @@ def settings(platform: Settings, tmp_path: Path) -> Settings:
         }
     )
     services.ensure_topics(settings)
-    now = datetime.now(UTC)
     write_rows(
         settings,
         DIM_SONGS,
-        [
-            {
-                "song_id": song,
-                "title": song,
-                "artist_id": artist,
-                "album_id": f"al-{artist}",
-                "genre": genre,
-                "duration_ms": 200_000,
-                "explicit": False,
-                "popularity": 0.5,
-                "created_at": now,
-                "updated_at": now,
-            }
-            for song, (artist, genre) in SONGS.items()
-        ],
+        [song_row(song, artist, genre=genre) for song, (artist, genre) in SONGS.items()],
     )
     return settings
 
@@ -134,11 +120,12 @@ def expected_session(events: list[PlayEventV1], minutes: int) -> dict:
     last = plays[-1]
     inside = [e for e in plays if e.start_time >= last.start_time - timedelta(minutes=minutes)]
     genres = Counter(SONGS[e.song_id][1] for e in inside)
+    latest = {SONGS[e.song_id][1]: e.start_time for e in inside}  # inside is oldest first
     return {
         "session_plays": len(inside),
         "session_skips": sum(e.event_type == "skip" for e in inside),
         "session_ms_played": sum(e.ms_played for e in inside),
-        "session_top_genre": genres.most_common(1)[0][0],
+        "session_top_genre": max(genres, key=lambda g: (genres[g], latest[g])),  # ties: recent
         "session_last_song_id": last.song_id,
         "session_last_artist_id": SONGS[last.song_id][0],
         "last_play_at": last.start_time,
@@ -233,3 +220,32 @@ def test_a_session_recomputed_later_is_the_same_row_and_ignores_a_fast_clock() -
     assert session_row("u", ahead, songs, window, now)["event_timestamp"] == now
     assert session_row("u", [play("s-pop", "like", 1)], songs, window, now) is None
     assert date(2026, 12, 1) == first["session_date"]
+
+
+@pytest.mark.integration
+def test_the_feature_push_service_pushes_and_logs_what_it_pushed_when_stopped(
+    settings: Settings,
+) -> None:
+    """``encore up feature-push`` runs ``encore features push`` with these settings; ``down``
+    (SIGTERM) makes it append what it pushed to the offline log before it exits."""
+    minutes = settings.serving.session_minutes
+    now = datetime.now(UTC).replace(microsecond=0)
+    cy = f"cy-{uuid.uuid4().hex[:6]}"
+    plays = [
+        event(cy, "s-rock-1", "complete", now - timedelta(minutes=3), 200_000),
+        event(cy, "s-pop", "skip", now - timedelta(minutes=1), 5_000),
+    ]
+    store.apply(settings)
+    services.up(settings, ["feature-push"])
+    try:
+        apply_as_the_job(settings, plays, produce(settings, plays))
+        deadline = time.monotonic() + 45
+        while served(settings, cy) is None and time.monotonic() < deadline:
+            time.sleep(0.5)
+
+        assert served(settings, cy) == expected_session(plays, minutes)
+    finally:
+        services.down(settings, ["feature-push"])
+
+    logged = read_lake_table(settings, LISTENER_SESSION).to_pylist()
+    assert [(r["user_id"], r["session_plays"], r["session_skips"]) for r in logged] == [(cy, 2, 1)]
