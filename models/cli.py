@@ -148,14 +148,19 @@ def train_ranker_command(
 
     try:
         split_at = utc(datetime.fromisoformat(split)) if split else None
+
+        def whole_seconds(seconds: float) -> timedelta:
+            # 5 h as days is 0.2083...: without rounding the request times drift off the hour
+            return timedelta(seconds=round(seconds))
+
         with console.status("training the ranker") as status:
             result = train_ranker_on_lake(
                 get_settings(),
                 split_at,
-                train_span=timedelta(days=days),
-                test_span=timedelta(days=test_days),
-                step=timedelta(hours=step_hours),
-                label_window=timedelta(hours=window_hours),
+                train_span=whole_seconds(days * 86400),
+                test_span=whole_seconds(test_days * 86400),
+                step=whole_seconds(step_hours * 3600),
+                label_window=whole_seconds(window_hours * 3600),
                 max_queries_per_step=max_queries,
                 register=register,
                 seed=seed,
@@ -164,7 +169,7 @@ def train_ranker_command(
     except (EncoreError, ValueError) as error:
         raise _fail(error) from error
     typer.echo(result.table())
-    typer.echo(json.dumps(result.sizes))
+    typer.echo(json.dumps(result.summary(), indent=2, default=str))
 
 
 def demo_step(settings: object) -> None:

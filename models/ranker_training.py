@@ -688,6 +688,17 @@ class RankerTrainingResult:
     sizes: dict[str, int]
     registered: RegisteredVersion | None = None
 
+    def summary(self) -> dict[str, Any]:
+        """What ``encore train-ranker`` and the demo print: metrics, sizes, registration."""
+        return {
+            "metrics": {
+                ordering: {k: round(v, 4) for k, v in values.items()}
+                for ordering, values in self.metrics.items()
+            },
+            "sizes": self.sizes,
+            "registered": asdict(self.registered) if self.registered else None,
+        }
+
     def table(self) -> str:
         """The evaluation as a Markdown table: candidates alone against the ranker."""
         names = [m for m in self.metrics["ranker"] if m != "queries"]
@@ -770,7 +781,7 @@ def train_ranker_on_lake(
         "plays": plays.height,
     }
     result = RankerTrainingResult(ranker, metrics, sizes)
-    report("test: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics["ranker"].items()))
+    report("test: " + ", ".join(f"{k} {v:.4f}" for k, v in _flat(metrics).items()))
     if register:
         result.registered = register_ranker(
             settings,
@@ -960,6 +971,19 @@ def load_ranker(settings: Settings, alias: str = "champion") -> Ranker | None:
     Raises:
         ServiceError: the tracking server is unreachable.
     """
+    loaded = load_ranker_version(settings, alias)
+    return None if loaded is None else loaded[1]
+
+
+def load_ranker_version(
+    settings: Settings, alias: str = "champion", unless: str | None = None
+) -> tuple[str, Ranker] | None:
+    """The version number behind the alias and its ranker; None when no version holds the
+    alias, or when it is ``unless`` (the version already served: nothing is downloaded).
+
+    Raises:
+        ServiceError: the tracking server is unreachable.
+    """
     from models.registry import _client, current_version
     from models.tracking import server_errors
 
@@ -968,9 +992,9 @@ def load_ranker(settings: Settings, alias: str = "champion") -> Ranker | None:
     with server_errors(uri):
         client = _client(uri)
         version = current_version(client, name, alias)
-        if version is None:
+        if version is None or str(version.version) == unless:
             return None
-        return _load_version(client, name, str(version.version))
+        return str(version.version), _load_version(client, name, str(version.version))
 
 
 def _metric_key(key: str) -> str:

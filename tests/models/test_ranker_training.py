@@ -25,6 +25,7 @@ from models.ranker_training import (
     build_ranking_data,
     interaction_weights,
     load_ranker,
+    load_ranker_version,
     merge_candidates,
     register_ranker,
     train_ranker_on_lake,
@@ -354,6 +355,9 @@ def test_the_ranker_is_trained_registered_and_loaded_back(lake: Settings) -> Non
     )
     assert loaded.score(rows).tolist() == pytest.approx(result.ranker.score(rows).tolist())
     assert load_ranker(lake, alias="no-such-alias") is None
+    served = load_ranker_version(lake)
+    assert served is not None and served[0] == registered.version
+    assert load_ranker_version(lake, unless=registered.version) is None
 
     # the same evaluation data and no better: registered, not promoted
     again = register_ranker(
