@@ -87,8 +87,9 @@ def materialize_command(
 
 @features_app.command("push")
 def push_command() -> None:
-    """Push listeners' current sessions to the online store as the ingestion job applies
-    their plays (runs until stopped; `encore up feature-push` runs it in the background)."""
+    """Push listeners' sessions to the online store as the ingestion job applies plays.
+
+    Runs until stopped; `encore up feature-push` runs it in the background."""
     import signal
     import threading
 

@@ -240,11 +240,20 @@ class SessionPusher:
 
     def run(self, stop: threading.Event) -> None:
         """Push until ``stop`` is set, then log and commit what was pushed."""
+        from redis import exceptions as redis_errors
+
         interval_s = self.settings.features.push_interval_ms / 1000
         try:
             while not stop.is_set():
                 started = time.monotonic()
-                report = self.run_once(poll_timeout_ms=int(interval_s * 1000))
+                try:
+                    report = self.run_once(poll_timeout_ms=int(interval_s * 1000))
+                except (redis_errors.ConnectionError, redis_errors.TimeoutError) as error:
+                    # Redis down: the waiting listeners stay waiting (their offsets are not
+                    # committed) and are pushed when it is back
+                    log.warning("Redis unavailable, retrying in %.0f s: %s", interval_s, error)
+                    stop.wait(max(interval_s, 1.0))
+                    continue
                 if report.pushed or report.logged:
                     log.info(
                         "pushed %d sessions, %d listeners waiting, %d rows logged",
