@@ -15,7 +15,7 @@ import polars as pl
 import pytest
 from mlflow import MlflowClient
 
-from encore.settings import Settings
+from encore.settings import Settings, get_settings, settings_env
 from encore.tables import ARTIST_POPULARITY, LISTENER_ACTIVITY, SILVER_PLAYS, SONG_ACTIVITY
 from features import store
 from models.ranker_training import (
@@ -370,3 +370,41 @@ def test_the_ranker_is_trained_registered_and_loaded_back(lake: Settings) -> Non
     )
     assert not again.promoted and "does not beat" in again.reason
     assert client.get_model_version_by_alias(name, "challenger").version == again.version
+
+
+@pytest.mark.integration
+def test_the_command_prints_both_orderings(lake: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``encore train-ranker`` as an operator runs it, settings from the environment."""
+    from typer.testing import CliRunner
+
+    from encore.cli import app
+
+    for name, value in settings_env(lake).items():
+        monkeypatch.setenv(name, value)
+    get_settings.cache_clear()
+    try:
+        result = CliRunner().invoke(
+            app,
+            [
+                "train-ranker",
+                "--split",
+                SPLIT.date().isoformat(),
+                "--days",
+                "2",
+                "--max-queries",
+                "4",
+                "--no-register",
+            ],
+            env={"COLUMNS": "200"},
+        )
+    finally:
+        get_settings.cache_clear()
+
+    assert result.exit_code == 0, result.output
+    table = [line for line in result.output.splitlines() if line.startswith("| ")]
+    assert [line.split(" | ")[0] for line in table] == [
+        "| ordering",
+        "| candidate model alone",
+        "| ranker",
+    ]
+    assert '"registered": null' in result.output
