@@ -10,6 +10,7 @@ from collections import Counter
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import redis
 from kafka import KafkaProducer
@@ -187,6 +188,20 @@ def test_a_listeners_plays_reach_the_online_session_once_the_job_applied_them(
     )
     feast = store.feature_store(settings)
     assert REALTIME_SERVICE in {s.name for s in feast.list_feature_services()}
+    # offline, the log is the push source's batch source: a join sees a session only from
+    # its last play on (its timestamp), and not once the session window has passed
+    last = expected_session(anas, minutes)["last_play_at"]
+    asked = [last - timedelta(seconds=1), last, last + timedelta(minutes=minutes + 1)]
+    offline = (
+        feast.get_historical_features(
+            entity_df=pd.DataFrame({"user_id": [ana] * 3, "event_timestamp": asked}),
+            features=["listener_session:session_plays"],
+        )
+        .to_df()
+        .sort_values("event_timestamp")
+    )
+    plays = [None if pd.isna(v) else int(v) for v in offline["session_plays"]]
+    assert plays == [None, expected_session(anas, minutes)["session_plays"], None]
 
     # a restart starts after the committed offsets: nothing is replayed, nothing pushed
     again = SessionPusher(settings)
