@@ -35,7 +35,9 @@ async def post_playback_events(
     rest again. Each `event_id` may appear once per request. `start_time` must lie between
     30 days before and 5 minutes after the request, and `end_time` no later than 5 minutes
     after it (`events.max_event_age_s`, `events.max_clock_skew_s`); older history is
-    imported, not posted. `country_code` is an assigned ISO 3166-1 alpha-2 code.
+    imported, not posted. `country_code` is an assigned ISO 3166-1 alpha-2 code. For a song
+    the recommendation service proposed, send its answer's `variant` (the A/B variant, e.g.
+    `champion`) with the play; leave it out otherwise.
 
     **202** means Kafka has durably stored every event (the listed `event_ids`): they will
     reach the lake. **503** means they could not be stored in time; nothing is claimed, so
