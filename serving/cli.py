@@ -101,6 +101,6 @@ def _demo(settings: Settings) -> None:
 PART = Part(
     "serving",
     commands=register,
-    demo_steps=(DemoStep(19, "recommendations: for-you, a session of one genre, again", _demo),),
+    demo_steps=(DemoStep(21, "recommendations: for-you, a session of one genre, again", _demo),),
     services=(SERVING,),
 )
