@@ -1,0 +1,577 @@
+"""The recommendation service under load, beside a bare FastAPI endpoint (issue 11, item 9).
+
+One run, side by side, on a world of its own: a private platform (Redis, PostgreSQL, MLflow
+in a temporary ENCORE_HOME on free ports), an ALS model trained on synthetic plays of
+``--listeners`` x ``--songs`` (``models.synthetic``) and registered with its FAISS index,
+``dims.songs`` and ``dims.users`` in a private lake, Redis holding every listener's
+precomputed list (``recs:v1``, through ``serving.precompute``), recent plays for a tenth of
+them (``recent:v1``: sessions) and each country's trending window, and the listeners'
+features written to Feast's online store.
+
+Then, with the same Go client (``benchmarks/loadgen``, standard library, built here: a Python
+client on these two cores would take more CPU per request than the bare endpoint spends),
+the same concurrency, duration and uvicorn worker count:
+
+1. the bare endpoint (``benchmarks/bare_app.py``: a fixed list of 20 songs as JSON);
+2. ``GET /api/v1/recommendations/for-you`` of ``encore serve``, listener JWTs of 2,000
+   listeners in turn;
+3. Feast's online read of one listener's features (``get_online_features``, in process);
+4. the swap under load: for-you again while the ``champion`` alias moves to a second
+   registered version mid-run; requests, errors, and how long the service took to swap.
+
+Goal: for-you p99 at most 15 ms and at least half the bare endpoint's requests/s. Prints a
+table, saves JSON (default ``benchmarks/results/serving.json``; ``--small``:
+``serving-small.json``). The client runs on the same machine and takes CPU from the servers,
+the same for both. Refuses to run on a busy machine (1-minute load above the cores) unless
+``--force``.
+
+    .venv/bin/python benchmarks/bench_serving.py            # 100k listeners x 50k songs
+    .venv/bin/python benchmarks/bench_serving.py --small    # 5k x 2k, a quick check
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pyarrow as pa
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCHMARKS = ROOT / "benchmarks"
+MODEL = "bench-serving-als"
+ALS = {"factors": 64, "iterations": 12, "weighting": "log"}
+COUNTRIES = ["US", "GB", "DE", "FR", "SE", "BR", "JP"]
+GENRES = ["rock", "pop", "jazz", "folk", "metal", "soul", "hip-hop", "electronic", "classical"]
+SESSION_SHARE = 0.1
+"""Listeners with plays in the last minutes (their answer takes the session path)."""
+TOKENS = 2000
+"""Listeners the client cycles through (one JWT each)."""
+LIMIT = 20
+FEAST_READS = 2000
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def say(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+# -- the platform ----------------------------------------------------------------------------
+
+
+def platform_env(home: Path, workers: int) -> dict[str, str]:
+    """ENCORE_* variables of the benchmark's own platform, for this process and children."""
+    return {
+        "ENCORE_HOME": str(home),
+        "ENCORE_DEVELOPMENT": "true",
+        "ENCORE_REDIS__PORT": str(free_port()),
+        "ENCORE_POSTGRES__PORT": str(free_port()),
+        "ENCORE_MLFLOW__PORT": str(free_port()),
+        "ENCORE_KAFKA__PORT": str(free_port()),
+        "ENCORE_KAFKA__CONTROLLER_PORT": str(free_port()),
+        "ENCORE_SERVING__PORT": str(free_port()),
+        "ENCORE_SERVING__WORKERS": str(workers),
+        "ENCORE_SERVING__MODEL_NAME": MODEL,
+        "ENCORE_SERVING__REGISTRY_POLL_S": "1",
+    }
+
+
+@contextmanager
+def private_platform(workers: int) -> Iterator:
+    """Redis, PostgreSQL and MLflow in a temporary home; settings from its environment."""
+    from encore import services
+    from encore.settings import get_settings
+
+    home = Path(tempfile.mkdtemp(prefix="encore-bench-serving-"))
+    home.chmod(0o755)  # PostgreSQL runs as its own user when we are root
+    saved = dict(os.environ)
+    os.environ.update(platform_env(home, workers))
+    get_settings.cache_clear()
+    settings = get_settings()
+    try:
+        say(f"platform in {home}: redis, postgres, mlflow")
+        services.up(settings, ["postgres", "redis", "mlflow"])
+        yield settings
+    finally:
+        services.down(settings)
+        os.environ.clear()
+        os.environ.update(saved)
+        get_settings.cache_clear()
+        shutil.rmtree(home, ignore_errors=True)
+
+
+# -- the world -------------------------------------------------------------------------------
+
+
+def write_table(settings, table, columns: dict[str, list]) -> None:
+    from deltalake import write_deltalake
+
+    schema = table.arrow_schema()
+    data = pa.table({f.name: pa.array(columns[f.name], f.type) for f in schema}, schema=schema)
+    write_deltalake(table.path(settings), data, mode="overwrite")
+
+
+def write_dimensions(settings, song_ids: list[str], user_ids: list[str], seed: int) -> None:
+    """``dims.songs`` (five songs an artist, a genre each, popularity falling, every tenth
+    explicit, a quarter licensed in fewer countries) and ``dims.users`` (a country each,
+    half allowing explicit songs)."""
+    from encore.tables import DIM_SONGS, DIM_USERS
+
+    rng = np.random.default_rng(seed)
+    now = datetime.now(UTC)
+    n = len(song_ids)
+    write_table(
+        settings,
+        DIM_SONGS,
+        {
+            "song_id": song_ids,
+            "title": [f"Song {i}" for i in range(n)],
+            "artist_id": [f"artist-{i // 5}" for i in range(n)],
+            "album_id": [f"album-{i // 5}" for i in range(n)],
+            "track_number": [i % 5 + 1 for i in range(n)],
+            "genre": [GENRES[g] for g in rng.integers(0, len(GENRES), n)],
+            "duration_ms": rng.integers(120_000, 360_000, n).tolist(),
+            "release_date": [date(2020, 1, 1)] * n,
+            "explicit": [i % 10 == 3 for i in range(n)],
+            "territories": [COUNTRIES[:3] if i % 4 == 1 else COUNTRIES for i in range(n)],
+            "popularity": (1e6 / np.arange(1, n + 1)).tolist(),
+            "created_at": [now] * n,
+            "updated_at": [now] * n,
+        },
+    )
+    m = len(user_ids)
+    write_table(
+        settings,
+        DIM_USERS,
+        {
+            "user_id": user_ids,
+            "country": [COUNTRIES[c] for c in rng.integers(0, len(COUNTRIES), m)],
+            "subscription_plan": ["free"] * m,
+            "allow_explicit": [i % 2 == 1 for i in range(m)],
+            "created_at": [now] * m,
+            "updated_at": [now] * m,
+        },
+    )
+
+
+def write_realtime(settings, bundle, song_ids: list[str], seed: int) -> dict:
+    """Every listener's precomputed list, recent plays of a tenth, trending per country."""
+    import redis
+
+    from encore import keys
+    from serving.precompute import write_lists
+
+    rng = random.Random(seed)
+    users = [str(u) for u in bundle.user_ids.tolist()]
+    client = redis.Redis.from_url(settings.redis.effective_url)
+    started = time.perf_counter()
+    written = write_lists(
+        client,
+        bundle,
+        users,
+        top_n=settings.serving.recs_top_n,
+        ttl_s=settings.serving.recs_ttl_s,
+    )
+    precompute_s = time.perf_counter() - started
+    now_us = int(time.time() * 1e6)
+    session_users = rng.sample(users, int(len(users) * SESSION_SHARE))
+    with client.pipeline(transaction=False) as pipe:
+        for user in session_users:
+            key = keys.recent_key(user)
+            for minutes in sorted(rng.sample(range(1, 20), 5), reverse=True):  # oldest first
+                entry = keys.recent_entry(
+                    str(uuid.uuid4()),
+                    rng.choice(song_ids),
+                    "complete",
+                    now_us - minutes * 60_000_000,
+                    180_000,
+                )
+                pipe.lpush(key, entry)  # newest ends first
+            pipe.expire(key, settings.flink.redis_ttl_s)
+        for country in COUNTRIES:
+            top = rng.sample(song_ids[:2000], 200)
+            pipe.zadd(keys.trending_key(country), {s: 1000 - i for i, s in enumerate(top)})
+        pipe.execute()
+    client.close()
+    return {
+        "recs_written": written,
+        "precompute_seconds": precompute_s,
+        "session_listeners": len(session_users),
+    }
+
+
+def write_online_features(settings, user_ids: list[str], seed: int) -> list[str]:
+    """The listeners' ``listener_activity`` row in Feast's online store (applied first);
+    the feature refs written."""
+    import pandas as pd
+
+    from encore.tables import LISTENER_ACTIVITY
+    from features import store
+
+    store.apply(settings)
+    rng = np.random.default_rng(seed)
+    n = len(user_ids)
+    now = pd.Timestamp.now(tz="UTC")
+    frame: dict[str, object] = {}
+    for column in LISTENER_ACTIVITY.columns:
+        if column.name == "user_id":
+            frame[column.name] = user_ids
+        elif column.dtype in ("long", "int"):
+            frame[column.name] = rng.integers(0, 500, n)
+        elif column.dtype == "double":
+            frame[column.name] = rng.random(n)
+        elif column.dtype == "string":
+            frame[column.name] = [GENRES[g] for g in rng.integers(0, len(GENRES), n)]
+        elif column.dtype == "timestamp":
+            frame[column.name] = [now] * n
+        elif column.dtype == "date":
+            frame[column.name] = [now.date()] * n
+    feast = store.feature_store(settings)
+    frame_all = pd.DataFrame(frame)
+    for start in range(0, n, 20_000):
+        feast.write_to_online_store(
+            LISTENER_ACTIVITY.name, frame_all.iloc[start : start + 20_000].reset_index(drop=True)
+        )
+    view = feast.get_feature_view(LISTENER_ACTIVITY.name)
+    return [f"{view.name}:{f.name}" for f in view.features]
+
+
+def feast_read_latency(settings, refs: list[str], user_ids: list[str], seed: int) -> dict:
+    """``get_online_features`` for one listener at a time, as the service's ranker reads."""
+    from features import store
+
+    feast = store.feature_store(settings)
+    rng = random.Random(seed)
+    sample = [rng.choice(user_ids) for _ in range(FEAST_READS + 100)]
+    latencies, empty = [], 0
+    for i, user in enumerate(sample):
+        started = time.perf_counter()
+        row = feast.get_online_features(features=refs, entity_rows=[{"user_id": user}]).to_dict()
+        took = time.perf_counter() - started
+        if i >= 100:  # the first reads open connections
+            latencies.append(took)
+            empty += row[refs[0].split(":", 1)[1]][0] is None
+    latencies.sort()
+    if empty:
+        say(f"warning: {empty} Feast reads found no features (not written?)")
+    return {
+        "reads": len(latencies),
+        "empty": empty,
+        "p50_ms": 1000 * statistics.median(latencies),
+        "p99_ms": 1000 * latencies[int(0.99 * (len(latencies) - 1))],
+    }
+
+
+# -- the servers and the client --------------------------------------------------------------
+
+
+def build_loadgen(folder: Path) -> Path:
+    binary = folder / "loadgen"
+    go = shutil.which("go") or "/usr/local/go/bin/go"
+    subprocess.run(
+        [go, "build", "-o", str(binary), "main.go"], cwd=BENCHMARKS / "loadgen", check=True
+    )
+    return binary
+
+
+def wait_http(url: str, timeout_s: float = 180) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=5).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    raise SystemExit(f"{url} did not answer within {timeout_s:.0f} s")
+
+
+@contextmanager
+def bare_server(workers: int, songs: list[str]) -> Iterator[str]:
+    """``bare_app`` under uvicorn with ``workers`` workers; yields its base URL."""
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "bare_app:create_app",
+            "--factory",
+            "--app-dir",
+            str(BENCHMARKS),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+        ],
+        env={**os.environ, "BARE_SONGS": ",".join(songs)},
+        start_new_session=True,  # its workers share its group: stopped together below
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_http(f"{base}/api/v1/recommendations/for-you", 60)
+        yield base
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=30)
+
+
+def write_targets(folder: Path, name: str, base: str, tokens: dict[str, str]) -> Path:
+    path = folder / f"{name}.targets"
+    url = f"{base}/api/v1/recommendations/for-you?limit={LIMIT}"
+    path.write_text("".join(f"{url}\tBearer {token}\n" for token in tokens.values()))
+    return path
+
+
+def run_load(loadgen: Path, targets: Path, concurrency: int, duration_s: float) -> dict:
+    answer = subprocess.run(
+        [str(loadgen), "-targets", str(targets), "-c", str(concurrency), "-d", f"{duration_s}s"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return {**json.loads(answer.stdout), "load_1m_after": os.getloadavg()[0]}
+
+
+def served_version(base: str) -> str | None:
+    try:
+        return httpx.get(f"{base}/api/v1/health/ready", timeout=5).json()["models"]["champion"]
+    except (httpx.HTTPError, KeyError, ValueError):
+        return None
+
+
+def swap_under_load(
+    settings, base: str, loadgen: Path, targets: Path, concurrency: int, duration_s: float, new
+) -> dict:
+    """for-you for ``duration_s`` while ``champion`` moves to version ``new`` after a third."""
+    from mlflow import MlflowClient
+
+    outcome: dict = {}
+    load = threading.Thread(
+        target=lambda: outcome.update(run_load(loadgen, targets, concurrency, duration_s))
+    )
+    load.start()
+    time.sleep(3 + duration_s / 3)  # the client's warm-up, then a third of the run
+    uri = settings.mlflow.effective_tracking_uri
+    MlflowClient(tracking_uri=uri, registry_uri=uri).set_registered_model_alias(
+        MODEL, "champion", new
+    )
+    moved = time.perf_counter()
+    swapped_after = None
+    while load.is_alive():
+        if swapped_after is None and served_version(base) == new:
+            swapped_after = time.perf_counter() - moved
+        time.sleep(0.5)
+    load.join()
+    return {**outcome, "new_version": new, "swapped_after_s": swapped_after}
+
+
+# -- main ------------------------------------------------------------------------------------
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--small", action="store_true", help="5k listeners x 2k songs, 5 s runs")
+    parser.add_argument("--listeners", type=int, default=None)
+    parser.add_argument("--songs", type=int, default=None)
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--duration", type=float, default=None, help="seconds per run")
+    parser.add_argument("--workers", type=int, default=1, help="uvicorn workers, both servers")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--force", action="store_true", help="run on a busy machine anyway")
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args()
+    listeners = args.listeners or (5_000 if args.small else 100_000)
+    songs = args.songs or (2_000 if args.small else 50_000)
+    duration = args.duration or (5.0 if args.small else 30.0)
+    out = args.out or BENCHMARKS / "results" / (
+        "serving-small.json" if args.small else "serving.json"
+    )
+
+    cpus = len(os.sched_getaffinity(0))
+    load_before = os.getloadavg()[0]
+    if load_before > cpus and not args.force:
+        raise SystemExit(
+            f"the machine is busy (1-minute load {load_before:.1f} on {cpus} cores): figures "
+            "would measure the other work; wait, or pass --force"
+        )
+    if load_before > cpus / 2:
+        say(f"warning: 1-minute load {load_before:.1f} on {cpus} cores before the run")
+
+    from encore.tokens import issue_token
+    from models.registry import log_and_register
+    from models.synthetic import generate
+    from models.training import train
+    from serving.precompute import load_serving_bundle
+
+    work = Path(tempfile.mkdtemp(prefix="bench-serving-"))
+    results: dict = {}
+    try:
+        loadgen = build_loadgen(work)
+        with private_platform(args.workers) as settings:
+            started = time.perf_counter()
+            say(f"synthetic plays: {listeners:,} listeners x {songs:,} songs")
+            data = generate(
+                users=listeners, items=songs, genres=len(GENRES), tags=100, seed=args.seed
+            )
+            say(f"training ALS {ALS} and registering it with its index")
+            trained = train(
+                settings, "als", data, params=ALS, seed=args.seed, registered_name=MODEL
+            )
+            user_ids = [str(u) for u in data.user_ids.tolist()]
+            song_ids = [str(s) for s in data.item_ids.tolist()]
+            write_dimensions(settings, song_ids, user_ids, args.seed)
+            bundle = load_serving_bundle(settings)
+            say("Redis: precomputed lists of every listener, sessions, trending")
+            results["world"] = {
+                "listeners": listeners,
+                "songs": songs,
+                "plays": int(data.user_items.nnz),
+                "model": {"name": MODEL, "version": bundle.version, **ALS},
+                "index": bundle.index.kind if bundle.index is not None else None,
+                **write_realtime(settings, bundle, song_ids, args.seed),
+            }
+            say("Feast: listener features to the online store")
+            refs = write_online_features(settings, user_ids, args.seed)
+            results["world"]["build_seconds"] = time.perf_counter() - started
+            say("Feast online reads")
+            results["feast_online_read"] = feast_read_latency(settings, refs, user_ids, args.seed)
+
+            # the swap's version, registered now: the run measures the swap, not an upload
+            say("registering a second version for the swap")
+            second = log_and_register(
+                settings.mlflow.effective_tracking_uri,
+                MODEL,
+                bundle.model,
+                bundle.user_items,
+                bundle.user_ids,
+                bundle.item_ids,
+                params={"model": "als", "swap": True},
+                metrics={settings.models.registry_metric: 0.0},
+                lineage={"name": "synthetic", "source": "bench_serving"},
+                evaluation_fingerprint="bench-serving-swap",
+                metric=settings.models.registry_metric,
+                index=bundle.index,
+            ).version
+            del bundle, data, trained
+
+            rng = random.Random(args.seed)
+            tokens = {u: issue_token(settings, u) for u in rng.sample(user_ids, TOKENS)}
+            fixed = song_ids[:LIMIT]
+            with bare_server(args.workers, fixed) as bare:
+                say(f"bare endpoint: {args.concurrency} connections, {duration:.0f} s")
+                results["bare"] = run_load(
+                    loadgen, write_targets(work, "bare", bare, tokens), args.concurrency, duration
+                )
+            from encore import services
+
+            with services.running(settings, "serving"):
+                base = f"http://{settings.serving.host}:{settings.serving.port}"
+                wait_http(f"{base}/api/v1/health/live")
+                while served_version(base) != "1":
+                    time.sleep(0.5)
+                targets = write_targets(work, "service", base, tokens)
+                say(f"for-you: {args.concurrency} connections, {duration:.0f} s")
+                results["for_you"] = run_load(loadgen, targets, args.concurrency, duration)
+                say(f"for-you while the champion moves to version {second}")
+                results["swap"] = swap_under_load(
+                    settings, base, loadgen, targets, args.concurrency, duration, second
+                )
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+    report(results, args, load_before, out)
+
+
+def report(results: dict, args, load_before: float, out: Path) -> None:
+    bare, for_you, swap = results["bare"], results["for_you"], results["swap"]
+    feast = results["feast_online_read"]
+    print(
+        f"\n{'run':<34} {'requests':>9} {'errors':>6} {'req/s':>8} {'p50 ms':>7} "
+        f"{'p99 ms':>7} {'load':>5}"
+    )
+    for name, row in (
+        ("bare FastAPI, fixed list", bare),
+        ("for-you", for_you),
+        (f"for-you, swap to v{swap['new_version']}", swap),
+    ):
+        print(
+            f"{name:<34} {row['requests']:>9,} {row['errors']:>6} {row['requests_per_s']:>8,.0f} "
+            f"{row['p50_ms']:>7.2f} {row['p99_ms']:>7.2f} {row['load_1m_after']:>5.1f}"
+        )
+    print(
+        f"{'Feast online read, one listener':<34} {feast['reads']:>9,} {'':>6} {'':>8} "
+        f"{feast['p50_ms']:>7.2f} {feast['p99_ms']:>7.2f}"
+    )
+    ratio = for_you["requests_per_s"] / bare["requests_per_s"]
+    goals = {
+        "p99_at_most_15_ms": for_you["p99_ms"] <= 15.0,
+        "at_least_half_bare_rps": ratio >= 0.5,
+        "swap_without_errors": swap["errors"] == 0 and swap["swapped_after_s"] is not None,
+    }
+    swapped = swap["swapped_after_s"]
+    print(
+        f"\nfor-you p99 {for_you['p99_ms']:.1f} ms (goal <= 15): "
+        f"{'met' if goals['p99_at_most_15_ms'] else 'NOT met'}; "
+        f"{ratio:.2f} x the bare endpoint's requests/s (goal >= 0.5): "
+        f"{'met' if goals['at_least_half_bare_rps'] else 'NOT met'}; swap: "
+        + (
+            f"served v{swap['new_version']} {swapped:.1f} s after the alias moved, "
+            if swapped is not None
+            else "NOT seen during the run, "
+        )
+        + f"{swap['errors']} errors in {swap['requests']:,} requests"
+    )
+    payload = {
+        "benchmark": "serving",
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "machine": {
+            "cpus": len(os.sched_getaffinity(0)),
+            "python": platform.python_version(),
+            "load_1m_before": load_before,
+            "load_average_at_end": os.getloadavg(),
+        },
+        "concurrency": args.concurrency,
+        "workers": args.workers,
+        "limit": LIMIT,
+        **results,
+        "for_you_over_bare_rps": ratio,
+        "goals": goals,
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(payload, indent=2, default=str) + "\n")
+    one, five, fifteen = os.getloadavg()
+    print(f"load average at end: {one:.2f} {five:.2f} {fifteen:.2f}; saved {out}")
+
+
+if __name__ == "__main__":
+    main()
