@@ -44,7 +44,7 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -174,6 +174,7 @@ class SessionPusher:
         settings: Settings,
         feast: FeatureStore | None = None,
         redis_client: Any = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         import redis
         from kafka import KafkaConsumer, TopicPartition
@@ -185,6 +186,8 @@ class SessionPusher:
         self.window = timedelta(minutes=settings.serving.session_minutes)
         self.feast = feast or store.feature_store(settings)
         self.redis = redis_client or redis.Redis.from_url(settings.redis.effective_url)
+        self.clock = clock
+        """Seconds, for how long a listener has waited for the ingestion job."""
         self.catalog = SongCatalog(settings)
         self.waiting: dict[str, _Waiting] = {}
         self.log_rows: list[dict[str, Any]] = []
@@ -283,7 +286,7 @@ class SessionPusher:
             self.consumer.close()
 
     def _collect(self, batch: Mapping[Any, list]) -> None:
-        now = time.monotonic()
+        now = self.clock()
         for records in batch.values():
             for record in records:
                 if not record.key:
@@ -299,7 +302,7 @@ class SessionPusher:
         if not self.waiting:
             return []
         applied = {int(p): int(o) for p, o in self.redis.hgetall(offsets_key(self.topic)).items()}
-        deadline = time.monotonic() - self.settings.features.push_wait_s
+        deadline = self.clock() - self.settings.features.push_wait_s
         return [
             user
             for user, waiting in self.waiting.items()

@@ -133,6 +133,16 @@ def expected_session(events: list[PlayEventV1], minutes: int) -> dict:
     }
 
 
+class Clock:
+    """A monotonic clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 def served(settings: Settings, user_id: str) -> dict | None:
     session = store.read_session(store.feature_store(settings), user_id)
     if session is not None:  # Feast hands timestamps back as naive UTC or aware
@@ -160,7 +170,8 @@ def test_a_listeners_plays_reach_the_online_session_once_the_job_applied_them(
     positions = produce(settings, anas + bos)
     apply_as_the_job(settings, anas, positions[: len(anas)])  # bo's not yet
 
-    pusher = SessionPusher(settings)
+    clock = Clock()
+    pusher = SessionPusher(settings, clock=clock)
     try:
         report = pusher.run_once(poll_timeout_ms=5000)
 
@@ -178,6 +189,12 @@ def test_a_listeners_plays_reach_the_online_session_once_the_job_applied_them(
 
         assert (report.pushed, report.waiting) == (1, 0)
         assert served(settings, bo) == expected_session(bos, minutes)
+
+        # a record the job never applies (it was a duplicate, or rejected) waits its time out
+        positions += produce(settings, [event(nobody, "s-pop", "play", now, 1000)])
+        assert pusher.run_once(poll_timeout_ms=5000).waiting == 1
+        clock.now += settings.features.push_wait_s
+        assert (pusher.run_once(poll_timeout_ms=100).waiting, served(settings, nobody)) == (0, None)
         assert pusher.flush() == 2
     finally:
         pusher.close()
