@@ -135,6 +135,9 @@ def train_ranker_command(
     step_hours: float = typer.Option(24.0, help="Hours between two request times."),
     window_hours: float = typer.Option(24.0, help="Label window after each request, hours."),
     max_queries: int = typer.Option(300, help="Listeners asked per request time, at most."),
+    fit_to_lake: bool = typer.Option(
+        False, help="Spread the requests over the plays silver holds (a lake of a few hours)."
+    ),
     seed: int = typer.Option(0, help="Seed of the listener samples and of LightGBM."),
     register: bool = typer.Option(True, help="Log to MLflow and register the ranker."),
 ) -> None:
@@ -162,6 +165,7 @@ def train_ranker_command(
                 step=whole_seconds(step_hours * 3600),
                 label_window=whole_seconds(window_hours * 3600),
                 max_queries_per_step=max_queries,
+                fit_to_lake=fit_to_lake,
                 register=register,
                 seed=seed,
                 report=_reporter(status),

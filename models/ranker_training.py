@@ -117,6 +117,29 @@ class RankerSplit:
         if self.split.tzinfo is None:
             raise DatasetError(f"the split time must be timezone-aware, got {self.split}")
 
+    @classmethod
+    def spread_over(
+        cls, first: datetime, last: datetime, requests_per_side: int = 4, max_queries: int = 300
+    ) -> RankerSplit:
+        """A split for a lake shorter than the default spans (a demo's few hours): its first
+        third trains the candidate model of the training requests, the second holds the
+        training requests, the last the test requests; ``requests_per_side`` request times
+        each, label windows one step long (whole minutes).
+
+        Raises:
+            DatasetError: the lake spans less than 12 minutes of plays.
+        """
+        start = first.replace(second=0, microsecond=0) + timedelta(minutes=1)
+        step_minutes = int((last - start).total_seconds() // 60 // (3 * requests_per_side))
+        if step_minutes < 1:
+            raise DatasetError(
+                f"the plays span {last - first} ({first.isoformat()} to {last.isoformat()}): "
+                f"too short for {requests_per_side} requests a side"
+            )
+        step = timedelta(minutes=step_minutes)
+        side = step * requests_per_side
+        return cls(start + 2 * side, side, side, step, step, max_queries)
+
     @property
     def train_start(self) -> datetime:
         return self.split - self.train_span
@@ -723,6 +746,7 @@ def train_ranker_on_lake(
     step: timedelta = timedelta(days=1),
     label_window: timedelta = timedelta(days=1),
     max_queries_per_step: int = 300,
+    fit_to_lake: bool = False,
     config: CandidateConfig | None = None,
     params: dict[str, Any] | None = None,
     register: bool = True,
@@ -735,6 +759,8 @@ def train_ranker_on_lake(
     Args:
         split_at: the split time (see :class:`RankerSplit` for the spans); default: the
             last ``test_span`` of silver, from a whole hour.
+        fit_to_lake: ignore the split and the spans and spread the requests over the plays
+            silver holds (:meth:`RankerSplit.spread_over`), for a lake of a few hours.
         config: the first stage; default from the settings (:meth:`CandidateConfig.from_settings`).
         params: LightGBM parameters over :data:`models.ranking.DEFAULT_PARAMS`.
 
@@ -748,14 +774,20 @@ def train_ranker_on_lake(
         require(settings.mlflow.effective_tracking_uri)
     config = config or CandidateConfig.from_settings(settings)
     plays, lineage = read_plays(settings)
-    split = RankerSplit(
-        split_at or default_split(plays, test_span),
-        train_span,
-        test_span,
-        step,
-        label_window,
-        max_queries_per_step,
-    )
+    if fit_to_lake:
+        times = plays["start_time"]
+        if times.is_empty():
+            raise DatasetError("silver.plays holds no plays of catalog songs")
+        split = RankerSplit.spread_over(times.min(), times.max(), max_queries=max_queries_per_step)
+    else:
+        split = RankerSplit(
+            split_at or default_split(plays, test_span),
+            train_span,
+            test_span,
+            step,
+            label_window,
+            max_queries_per_step,
+        )
     report(
         f"silver.plays: {plays.height} rows; train requests from {split.train_start.isoformat()}"
         f", split {split.split.isoformat()}, test to {(split.split + split.test_span).isoformat()}"

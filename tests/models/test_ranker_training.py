@@ -15,6 +15,7 @@ import polars as pl
 import pytest
 from mlflow import MlflowClient
 
+from encore.errors import DatasetError
 from encore.settings import Settings, get_settings, settings_env
 from encore.tables import ARTIST_POPULARITY, LISTENER_ACTIVITY, SILVER_PLAYS, SONG_ACTIVITY
 from features import store
@@ -63,6 +64,23 @@ def test_merge_keeps_the_small_sources_first_and_every_rank_of_a_song() -> None:
         "t1",
         "t2",
     ]
+
+
+def test_a_short_lake_gets_its_requests_spread_over_its_plays() -> None:
+    first = datetime(2026, 12, 1, 9, 0, 30, tzinfo=UTC)
+    last = first + timedelta(hours=1)
+
+    split = RankerSplit.spread_over(first, last, requests_per_side=4)
+
+    train, test = split.train_times(), split.test_times()
+    assert len(train) == len(test) == 4
+    # from the next whole minute, 09:01, to 10:00:30: 59.5 minutes / 12, whole minutes
+    assert split.step == split.label_window == timedelta(minutes=4)
+    assert first < split.train_start  # plays before it train the candidate model
+    assert train[-1] + split.label_window <= split.split == test[0]
+    assert test[-1] + split.label_window <= last
+    with pytest.raises(DatasetError, match="too short"):
+        RankerSplit.spread_over(first, first + timedelta(minutes=11))
 
 
 def _plays(rows: list[tuple[str, str, str]]) -> pl.DataFrame:
