@@ -50,6 +50,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from encore.delta import read_lake_table
+from encore.errors import NotFoundError
 from encore.keys import RecentPlay, offsets_key, parse_recent_entry, recent_key
 from encore.settings import Settings
 from encore.tables import DIM_SONGS, LISTENER_SESSION
@@ -185,6 +186,7 @@ class SessionPusher:
         self.topic = settings.kafka.play_events_topic
         self.window = timedelta(minutes=settings.serving.session_minutes)
         self.feast = feast or store.feature_store(settings)
+        _require_push_source(self.feast, settings)
         self.redis = redis_client or redis.Redis.from_url(settings.redis.effective_url)
         self.clock = clock
         """Seconds, for how long a listener has waited for the ingestion job."""
@@ -339,6 +341,20 @@ class SessionPusher:
             for tp in self.partitions
         }
         self.consumer.commit(offsets)
+
+
+def _require_push_source(feast: FeatureStore, settings: Settings) -> None:
+    from feast.errors import FeastObjectNotFoundException
+
+    from features.definitions import SESSION_PUSH_SOURCE
+
+    try:
+        feast.get_data_source(SESSION_PUSH_SOURCE)
+    except FeastObjectNotFoundException:
+        raise NotFoundError(
+            f"push source {SESSION_PUSH_SOURCE} is not registered in the feature store at "
+            f"{settings.features_repo} (run `encore features apply`)"
+        ) from None
 
 
 def append_session_log(settings: Settings, rows: list[dict[str, Any]]) -> None:

@@ -17,6 +17,7 @@ from kafka import KafkaProducer
 
 from encore import services
 from encore.delta import read_lake_table
+from encore.errors import NotFoundError
 from encore.events import PlayEventV1
 from encore.keys import RecentPlay
 from encore.settings import Settings
@@ -252,6 +253,12 @@ def test_a_session_recomputed_later_is_the_same_row_and_ignores_a_fast_clock() -
     assert session_row("u", ahead, songs, window, now)["event_timestamp"] == now
     assert session_row("u", [play("s-pop", "like", 1)], songs, window, now) is None
     assert date(2026, 12, 1) == first["session_date"]
+
+
+@pytest.mark.integration
+def test_the_pusher_before_apply_says_what_to_run(settings: Settings) -> None:
+    with pytest.raises(NotFoundError, match=r"listener_session_push.*encore features apply"):
+        SessionPusher(settings)
 
 
 @pytest.mark.integration
