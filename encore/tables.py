@@ -31,7 +31,9 @@ if TYPE_CHECKING:
 
     from encore.settings import Settings
 
-DType = Literal["string", "int", "long", "double", "boolean", "date", "timestamp"]
+DType = Literal["string", "int", "long", "double", "boolean", "date", "timestamp", "array<string>"]
+"""Column types, in Spark SQL's spelling; ``array<string>`` is a list of strings (its
+elements may be null in the type, as PostgreSQL's and Spark's arrays allow)."""
 Layer = Literal["bronze", "silver", "gold", "dims", "training", "features", "ops"]
 """``ops`` holds the lake's own records (the build audit, quality results, erasures), not
 listeners' or catalog data; ``training`` holds the recommenders' inputs; ``features`` the
@@ -89,6 +91,7 @@ class Table:
             "date": pa.date32(),
             # Delta's TIMESTAMP is microseconds, UTC-adjusted
             "timestamp": pa.timestamp("us", tz="UTC"),
+            "array<string>": pa.list_(pa.string()),
         }
         return pa.schema([pa.field(c.name, types[c.dtype], c.nullable) for c in self.columns])
 
@@ -103,6 +106,7 @@ class Table:
             "boolean": T.BooleanType(),
             "date": T.DateType(),
             "timestamp": T.TimestampType(),
+            "array<string>": T.ArrayType(T.StringType(), containsNull=True),
         }
         return T.StructType(
             [T.StructField(c.name, types[c.dtype], c.nullable) for c in self.columns]
@@ -228,6 +232,12 @@ DIM_SONGS = Table(
         Column("duration_ms", "int", False, "length of the song; silver's 'completed' needs it"),
         Column("release_date", "date"),
         Column("explicit", "boolean", False),
+        Column(
+            "territories",
+            "array<string>",
+            False,
+            "ISO 3166-1 alpha-2 codes the song is licensed in; elsewhere it may not be played",
+        ),
         Column("popularity", "double", False),
         Column("created_at", "timestamp", False),
         Column("updated_at", "timestamp", False),

@@ -9,7 +9,9 @@ query does not name them). Schedule: first in ``encore lake build``, once per bu
 
 Each table is MERGEd by its registry key into the current state of its source: new rows are
 inserted, changed rows overwritten, rows gone from the source deleted. Only the changes are
-merged, so a second run with nothing new commits nothing (same version, same files).
+merged, so a second run with nothing new commits nothing (same version, same files). A copy
+made before the registry changed the table's columns (``dims.songs`` gained ``territories``)
+is replaced by an empty table of the registry's schema and filled again by the same MERGE.
 
 No attribute keeps history (type 1), on purpose:
 
@@ -111,6 +113,10 @@ def merge_snapshot(
     if not table.key:
         raise ConfigurationError(f"{table.qualified_name} has no key to MERGE by")
     path = table.path(settings)
+    if registry_changed(spark, table, path):
+        # a copy made before the registry gained (or retyped) a column: start it again, the
+        # MERGE below then fills it from the source (time travel keeps the old copy)
+        DeltaTable.replace(spark).location(path).addColumns(table.spark_schema()).execute()
     DeltaTable.createIfNotExists(spark).location(path).addColumns(table.spark_schema()).execute()
     target = DeltaTable.forPath(spark, path)
     changes = snapshot_changes(table, source, target.toDF()).localCheckpoint(eager=True)
@@ -125,6 +131,21 @@ def merge_snapshot(
         .whenNotMatchedInsert(condition="NOT s._deleted", values=values)
         .execute()
     )
+
+
+def registry_changed(spark: SparkSession, table: Table, path: str) -> bool:
+    """Whether the Delta table at ``path`` exists with other columns or types than the
+    registry's ``table`` declares."""
+    from delta.tables import DeltaTable
+
+    if not DeltaTable.isDeltaTable(spark, path):
+        return False
+
+    def columns(schema) -> list[tuple[str, str]]:
+        return [(f.name, f.dataType.simpleString()) for f in schema.fields]
+
+    existing = DeltaTable.forPath(spark, path).toDF().schema
+    return columns(existing) != columns(table.spark_schema())
 
 
 def snapshot_table(spark: SparkSession, settings: Settings, table: Table, day: date) -> RunRecord:

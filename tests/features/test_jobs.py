@@ -42,7 +42,7 @@ from encore.tables import (
 )
 from features import jobs
 from pipelines.lake.privacy import user_level_tables
-from tests.pipelines.lake.conftest import read_rows, write_rows
+from tests.pipelines.lake.conftest import artist_row, read_rows, song_row, write_rows
 
 pytestmark = [pytest.mark.spark]
 
@@ -112,35 +112,13 @@ PLAYS = [
     play("cy", D, 12, "s3", "like"),
     play("dag", days_before(28), 9, "s1", "complete"),
 ]
-CREATED = datetime(2025, 1, 1, tzinfo=UTC)
-
-
-def song(song_id: str, artist: str, genre: str, released: date | None) -> dict:
-    return {
-        "song_id": song_id,
-        "title": song_id,
-        "artist_id": artist,
-        "album_id": f"al-{artist}",
-        "genre": genre,
-        "duration_ms": 240_000,
-        "release_date": released,
-        "explicit": False,
-        "popularity": 0.5,
-        "created_at": CREATED,
-        "updated_at": CREATED,
-    }
-
-
 DIM_SONG_ROWS = [
-    song("s1", "a1", "rock", date(2026, 1, 1)),
-    song("s2", "a1", "pop", None),
-    song("s3", "a2", "pop", date(2026, 4, 10)),
-    song("s4", "a3", "jazz", date(2025, 4, 1)),
+    song_row("s1", "a1", genre="rock", release_date=date(2026, 1, 1)),
+    song_row("s2", "a1", genre="pop"),
+    song_row("s3", "a2", genre="pop", release_date=date(2026, 4, 10)),
+    song_row("s4", "a3", genre="jazz", release_date=date(2025, 4, 1)),
 ]
-DIM_ARTIST_ROWS = [
-    {"artist_id": a, "name": a, "popularity": 0.5, "created_at": CREATED, "updated_at": CREATED}
-    for a in ("a1", "a2", "a3")
-]
+DIM_ARTIST_ROWS = [artist_row(a) for a in ("a1", "a2", "a3")]
 
 
 @pytest.fixture(scope="module")

@@ -2,8 +2,8 @@
 
 A fresh database holds a small synthetic catalog and two accounts (with e-mails and password
 hashes); the dims tables must equal it column for column, hold no credentials, stay equal
-through a second run, follow changes (an update, a deletion, a new account), and every run
-must append its records to ``ops.job_runs``.
+through a second run, follow changes (an update, a licence change, a deletion, a new
+account), and every run must append its records to ``ops.job_runs``.
 """
 
 from __future__ import annotations
@@ -15,17 +15,19 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 import psycopg
+import pyarrow as pa
 import pytest
-from deltalake import DeltaTable
+from deltalake import DeltaTable, write_deltalake
 
 from encore.delta import read_lake_table
 from encore.errors import ConfigurationError
 from encore.settings import Settings, settings_env
-from encore.tables import DIM_USERS, JOB_RUNS, TABLES, Table, tables_in
+from encore.tables import DIM_SONGS, DIM_USERS, JOB_RUNS, TABLES, Table, tables_in
 from pipelines.lake import audit
-from pipelines.lake.dims import jdbc_source
+from pipelines.lake.dims import jdbc_source, merge_snapshot, registry_changed, snapshot_changes
 from streaming_api.catalog.load import load_catalog
 from tests.conftest import fresh_database
+from tests.pipelines.lake.conftest import read_rows, song_row
 
 DAY = date(2026, 11, 30)
 CREDENTIALS = {"password_hash", "email", "username"}
@@ -89,6 +91,19 @@ def test_the_registry_declares_what_the_dims_job_needs():
     assert not CREDENTIALS & set(DIM_USERS.column_names)
 
 
+def test_licensing_territories_are_a_non_null_list_of_strings_in_every_engine():
+    import pyarrow as pa
+    from pyspark.sql import types as T
+
+    (column,) = [c for c in DIM_SONGS.columns if c.name == "territories"]
+    assert (column.dtype, column.nullable) == ("array<string>", False)
+    arrow = DIM_SONGS.arrow_schema().field("territories")
+    assert pa.types.is_list(arrow.type) and arrow.type.value_type == pa.string()
+    assert not arrow.nullable
+    spark = DIM_SONGS.spark_schema()["territories"]
+    assert spark.dataType == T.ArrayType(T.StringType()) and not spark.nullable
+
+
 def test_the_jdbc_url_never_carries_the_password(tmp_path: Path):
     settings = Settings(
         home=tmp_path,
@@ -117,6 +132,51 @@ def test_the_build_plan_runs_each_job_over_the_range_in_job_order():
     assert audit.JOBS[0].name == "dims"
     with pytest.raises(ConfigurationError, match="starts after it ends"):
         audit.build_plan(date(2026, 2, 2), date(2026, 2, 1))
+
+
+# -- Spark and Delta, no database ---------------------------------------------------------
+
+
+def songs_frame(spark, rows: list[dict]):
+    # song_row gives every column, in registry order
+    return spark.createDataFrame([tuple(r.values()) for r in rows], DIM_SONGS.spark_schema())
+
+
+@pytest.mark.spark
+def test_a_changed_territory_list_is_a_change(spark):
+    target = [song_row("s-1"), song_row("s-2"), song_row("s-3")]
+    source = [
+        song_row("s-1"),  # unchanged
+        song_row("s-2", territories=["GB"]),  # licence withdrawn from US
+        song_row("s-3", territories=["US", "GB"]),  # reordered: copied as PostgreSQL holds it
+        song_row("s-4", territories=[]),  # new, licensed nowhere yet
+    ]
+    changes = snapshot_changes(DIM_SONGS, songs_frame(spark, source), songs_frame(spark, target))
+    changed = {r["song_id"]: (r["territories"], r["_deleted"]) for r in changes.collect()}
+    assert changed == {
+        "s-2": (["GB"], False),
+        "s-3": (["US", "GB"], False),
+        "s-4": ([], False),
+    }
+
+
+@pytest.mark.spark
+def test_a_copy_older_than_the_registry_is_replaced_and_filled(spark, lake_settings):
+    """dims.songs as copied before it had ``territories``: the next run gives it the
+    registry's schema and every source row."""
+    old_schema = pa.schema([f for f in DIM_SONGS.arrow_schema() if f.name != "territories"])
+    old_rows = [song_row("s-1"), song_row("s-gone")]
+    write_deltalake(
+        DIM_SONGS.path(lake_settings), pa.Table.from_pylist(old_rows, schema=old_schema)
+    )
+    source = [song_row("s-1", territories=["SE"]), song_row("s-2")]
+
+    merge_snapshot(spark, lake_settings, DIM_SONGS, songs_frame(spark, source))
+
+    assert read_rows(lake_settings, DIM_SONGS) == source
+    schema = DeltaTable(DIM_SONGS.path(lake_settings)).schema().to_arrow()
+    assert [f.name for f in schema] == DIM_SONGS.column_names
+    assert not registry_changed(spark, DIM_SONGS, DIM_SONGS.path(lake_settings))
 
 
 # -- PostgreSQL, Spark, Delta -------------------------------------------------------------
@@ -164,15 +224,23 @@ def test_dims_copy_the_database_twice_alike_and_follow_its_changes(spark, dims_s
     assert DeltaTable(JOB_RUNS.path(settings)).schema().to_arrow().names == JOB_RUNS.column_names
 
     with psycopg.connect(settings.postgres.effective_dsn, autocommit=True) as connection:
-        song_id = connection.execute("SELECT min(song_id) FROM songs").fetchone()[0]
+        song_id, relicensed = connection.execute(
+            "SELECT min(song_id), max(song_id) FROM songs"
+        ).fetchone()
         connection.execute(
             "UPDATE songs SET title = 'Renamed', genre = 'jazz' WHERE song_id = %s", (song_id,)
+        )
+        # only its licence changes (updated_at too would make any column's change visible)
+        connection.execute(
+            "UPDATE songs SET territories = ARRAY['NZ'] WHERE song_id = %s", (relicensed,)
         )
         connection.execute("UPDATE accounts SET country = 'BR' WHERE user_id = 'u-bo'")
         connection.execute("DELETE FROM accounts WHERE user_id = 'u-ana'")
     insert_account(settings, "u-cy", "JP", "student")
     third = audit.build(spark, settings, plan)
     assert_dims_equal_database(settings)
+    songs = {row[0]: row for row in lake_rows(settings, DIM_SONGS)}
+    assert songs[relicensed][DIM_SONGS.column_names.index("territories")] == ["NZ"]
     users = {row[0]: row for row in lake_rows(settings, DIM_USERS)}
     assert set(users) == {"u-bo", "u-cy"} and users["u-bo"][1] == "BR"
     versions = {

@@ -35,7 +35,7 @@ from encore.tables import (
 from pipelines.lake import audit, quality
 from pipelines.lake.pseudonyms import listener_key
 from pipelines.lake.writing import replace_day
-from tests.pipelines.lake.conftest import read_rows, write_rows
+from tests.pipelines.lake.conftest import read_rows, song_row, user_row, write_rows
 
 pytestmark = [pytest.mark.spark]
 
@@ -142,13 +142,8 @@ def test_one_of(spark, lake_settings):
 
 
 def write_dimensions(settings) -> None:
-    song = {
-        "artist_id": "a-1", "album_id": "al-1", "genre": "rock", "duration_ms": 200_000,
-        "explicit": False, "popularity": 0.5, "created_at": NOON, "updated_at": NOON,
-    }  # fmt: skip
-    write_rows(settings, DIM_SONGS, [{"song_id": s, "title": s, **song} for s in ("s-1", "s-2")])
-    user = {"subscription_plan": "free", "allow_explicit": True, "created_at": NOON}
-    write_rows(settings, DIM_USERS, [{"user_id": u, **user} for u in ("u-1", "u-2")])
+    write_rows(settings, DIM_SONGS, [song_row(s) for s in ("s-1", "s-2")])
+    write_rows(settings, DIM_USERS, [user_row(u, country=None) for u in ("u-1", "u-2")])
 
 
 def test_known_to_with_a_flag_that_must_tell_the_truth(spark, lake_settings):

@@ -4,7 +4,6 @@ is worked out by hand from the rows written here."""
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
 
 from encore.tables import (
     DAILY_ACTIVE_USERS,
@@ -18,8 +17,8 @@ from encore.tables import (
 )
 from pipelines.lake import report
 from pipelines.lake.report import ActiveUsers, SkipRate, SongPlays, TableChecks, TableRuns
-from tests.pipelines.lake.conftest import write_rows
-from tests.pipelines.lake.test_silver import ARRIVAL, at, event
+from tests.pipelines.lake.conftest import artist_row, song_row, write_rows
+from tests.pipelines.lake.test_silver import at, event
 
 D1, D2 = date(2026, 11, 29), date(2026, 11, 30)
 T0 = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
@@ -38,31 +37,6 @@ def song_day(day: date, country: str, song: str, artist: str | None, plays: int)
         "completed": 0,
         "skips": 0,
         "ms_played": 0,
-    }
-
-
-def dim_song(song: str, title: str, artist: str) -> dict[str, Any]:
-    return {
-        "song_id": song,
-        "title": title,
-        "artist_id": artist,
-        "album_id": "al",
-        "genre": "rock",
-        "duration_ms": 200_000,
-        "explicit": False,
-        "popularity": 0.5,
-        "created_at": ARRIVAL,
-        "updated_at": ARRIVAL,
-    }
-
-
-def dim_artist(artist: str, name: str) -> dict[str, Any]:
-    return {
-        "artist_id": artist,
-        "name": name,
-        "popularity": 0.5,
-        "created_at": ARRIVAL,
-        "updated_at": ARRIVAL,
     }
 
 
@@ -97,13 +71,15 @@ def test_top_songs_sum_countries_and_name_songs_and_artists(lake_settings):
         lake_settings,
         DIM_SONGS,
         [
-            dim_song("s-a", "Alpha", "ar-1"),
-            dim_song("s-b", "Beta", "ar-2"),
-            dim_song("s-c", "Gamma", "ar-1"),
-            dim_song("s-d", "Delta", "ar-3"),
+            song_row("s-a", "ar-1", title="Alpha"),
+            song_row("s-b", "ar-2", title="Beta"),
+            song_row("s-c", "ar-1", title="Gamma"),
+            song_row("s-d", "ar-3", title="Delta"),
         ],
     )
-    write_rows(lake_settings, DIM_ARTISTS, [dim_artist("ar-1", "One"), dim_artist("ar-2", "Two")])
+    write_rows(
+        lake_settings, DIM_ARTISTS, [artist_row("ar-1", name="One"), artist_row("ar-2", name="Two")]
+    )
 
     assert report.top_songs(lake_settings, D2, 10) == [
         SongPlays("s-gone", None, None, 7),

@@ -15,7 +15,7 @@ import pytest
 from encore.settings import Settings
 from encore.tables import DIM_SONGS, DIM_USERS, PLAY_EVENTS, SILVER_PLAYS, SILVER_SESSIONS
 from pipelines.lake import silver
-from tests.pipelines.lake.conftest import read_rows, write_rows
+from tests.pipelines.lake.conftest import read_rows, song_row, user_row, write_rows
 
 pytestmark = [pytest.mark.spark]
 
@@ -25,31 +25,6 @@ ARRIVAL = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 
 def at(day: date, hh: int, mm: int, ss: int = 0) -> datetime:
     return datetime(day.year, day.month, day.day, hh, mm, ss, tzinfo=UTC)
-
-
-def song(song_id: str, artist: str, genre: str, duration_ms: int) -> dict[str, Any]:
-    return {
-        "song_id": song_id,
-        "title": song_id,
-        "artist_id": artist,
-        "album_id": f"al-{artist}",
-        "genre": genre,
-        "duration_ms": duration_ms,
-        "explicit": False,
-        "popularity": 0.5,
-        "created_at": ARRIVAL,
-        "updated_at": ARRIVAL,
-    }
-
-
-def user(user_id: str, country: str) -> dict[str, Any]:
-    return {
-        "user_id": user_id,
-        "country": country,
-        "subscription_plan": "free",
-        "allow_explicit": True,
-        "created_at": ARRIVAL,
-    }
 
 
 _offsets = iter(range(1_000_000))
@@ -89,9 +64,12 @@ def write_dims(settings: Settings) -> None:
     write_rows(
         settings,
         DIM_SONGS,
-        [song("s-long", "a-1", "rock", 200_000), song("s-short", "a-2", "jazz", 40_000)],
+        [
+            song_row("s-long", "a-1", genre="rock", duration_ms=200_000),
+            song_row("s-short", "a-2", genre="jazz", duration_ms=40_000),
+        ],
     )
-    write_rows(settings, DIM_USERS, [user("u-jp", "JP"), user("u-us", "US")])
+    write_rows(settings, DIM_USERS, [user_row("u-jp", "JP"), user_row("u-us", "US")])
 
 
 def bronze_events() -> list[dict[str, Any]]:
