@@ -145,14 +145,20 @@ def _source_ddl(settings: Settings, start_offsets: dict[int, int] | None) -> str
     """
 
 
+def quoted(name: str) -> str:
+    """A column name as a Flink SQL identifier: registry names can be SQL keywords
+    (``variant`` names a type since Flink 2.1), so generated SQL quotes every one."""
+    return f"`{name}`"
+
+
 def _micro_batch_sql(kind: str, view: str, interval_ms: int) -> str:
     """One row per processing-time window of ``view``: the kind, the window end, and every
     column of BATCH_COLUMNS as an array (NULL for the columns this kind does not carry)."""
     carried = KIND_COLUMNS[kind]
     arrays = ",\n".join(
-        f"ARRAY_AGG({name}) AS {name}"
+        f"ARRAY_AGG({quoted(name)}) AS {quoted(name)}"
         if name in carried
-        else f"CAST(NULL AS ARRAY<{sql}>) AS {name}"
+        else f"CAST(NULL AS ARRAY<{sql}>) AS {quoted(name)}"
         for name, sql in BATCH_COLUMNS.items()
     )
     size = f"INTERVAL '{interval_ms / 1000:.3f}' SECOND"
@@ -186,7 +192,7 @@ def build(settings: Settings, restore_from: str | None, start_offsets: dict[int,
     )
     t_env.execute_sql(_source_ddl(settings, start_offsets))
 
-    fields = ", ".join(f"r.{name} AS {name}" for name, _ in PARSED_FIELDS)
+    fields = ", ".join(f"r.{quoted(name)} AS {quoted(name)}" for name, _ in PARSED_FIELDS)
     parsed = t_env.sql_query(f"""
         SELECT topic, kafka_partition, kafka_offset, {fields}
         FROM (
@@ -206,7 +212,7 @@ def build(settings: Settings, restore_from: str | None, start_offsets: dict[int,
     )
 
     # ---- dedup: first occurrence of each event_id wins; state expires after the TTL
-    kept = ", ".join(BRONZE_BATCH_COLUMNS)
+    kept = ", ".join(quoted(name) for name in BRONZE_BATCH_COLUMNS)
     deduped = t_env.sql_query(f"""
         SELECT {kept} FROM (
             SELECT *, ROW_NUMBER() OVER (PARTITION BY event_id ORDER BY proctime) AS rn

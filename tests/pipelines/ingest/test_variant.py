@@ -4,7 +4,7 @@ added as a null column to a bronze table created before the field existed (no se
 from __future__ import annotations
 
 import json
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pyarrow as pa
@@ -14,8 +14,10 @@ from deltalake import write_deltalake
 from encore.delta import read_lake_table
 from encore.settings import Settings
 from encore.tables import PLAY_EVENTS
+from pipelines.ingest import control
 from pipelines.ingest.delta_sink import OffsetTiedWriter
 from pipelines.ingest.parse import EVENT_FIELDS, parse_record
+from tests.pipelines.ingest.conftest import produce
 from tests.pipelines.ingest.producing import valid_events
 
 ARRIVAL = datetime(2026, 11, 23, 20, 1, tzinfo=UTC)
@@ -78,3 +80,24 @@ def test_a_bronze_table_from_before_variant_gains_the_column(settings: Settings)
     by_offset = {r["kafka_offset"]: r["variant"] for r in rows.to_pylist()}
     assert by_offset == {0: None, 1: None, 2: "challenger"}
     assert {r["event_date"] for r in rows.to_pylist()} == {date(2026, 11, 23)}
+
+
+@pytest.mark.integration
+@pytest.mark.flink
+@pytest.mark.slow
+def test_the_job_writes_variant_to_bronze(ingest_settings: Settings) -> None:
+    variants = ["champion", "challenger", None]
+    events = valid_events(30, start=datetime.now(UTC) - timedelta(minutes=10))
+    expected, sent = {}, []
+    for i, event in enumerate(events):
+        record = event.to_record()
+        variant = variants[i % len(variants)]
+        if variant is not None:
+            record["variant"] = variant
+        expected[str(event.event_id)] = variant
+        sent.append((event.user_id, json.dumps(record).encode()))
+    produce(ingest_settings, sent)
+    control.start(ingest_settings)
+    control.wait_until_caught_up(ingest_settings, timeout_s=180)
+    rows = read_lake_table(ingest_settings, PLAY_EVENTS, ["event_id", "variant"]).to_pylist()
+    assert {row["event_id"]: row["variant"] for row in rows} == expected
