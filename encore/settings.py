@@ -392,6 +392,15 @@ class ServingSettings(Section):
                 "ab_split maps model aliases to non-negative shares, at least one above 0, "
                 f"got {split}"
             )
+        # the alias is recorded in play events as their `variant`: it must pass the contract
+        from encore.events import VARIANT_MAX_CHARS, VARIANT_PATTERN
+
+        bad = [a for a in split if len(a) > VARIANT_MAX_CHARS or not re.match(VARIANT_PATTERN, a)]
+        if bad:
+            raise ValueError(
+                f"expected ab_split aliases of 1-{VARIANT_MAX_CHARS} letters, digits, '_' or "
+                f"'-' (each is recorded as a play event's variant), got {bad}"
+            )
         return split
 
 
