@@ -80,9 +80,8 @@ MAX_MS_PLAYED = 6 * 60 * 60 * 1000
 Id = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_\-:.]+$")]
 # An A/B variant is a model alias (``champion``, ``challenger``): MLflow's alias charset, short
 VARIANT_MAX_CHARS = 32
-Variant = Annotated[
-    str, Field(min_length=1, max_length=VARIANT_MAX_CHARS, pattern=r"^[A-Za-z0-9_\-]+$")
-]
+VARIANT_PATTERN = r"^[A-Za-z0-9_\-]+$"
+Variant = Annotated[str, Field(min_length=1, max_length=VARIANT_MAX_CHARS, pattern=VARIANT_PATTERN)]
 
 
 class PlayEventV1(BaseModel):

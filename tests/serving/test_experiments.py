@@ -91,3 +91,12 @@ def test_a_zero_share_gets_nobody() -> None:
 def test_the_default_split_serves_everyone_the_champion() -> None:
     settings = Settings()
     assert {assign_variant(settings, user) for user in USERS[:1000]} == {"champion"}
+
+
+def test_an_alias_that_cannot_be_recorded_in_play_events_is_refused() -> None:
+    from encore.events import VARIANT_MAX_CHARS
+
+    for alias in ("my alias", "x" * (VARIANT_MAX_CHARS + 1), "champion;1"):
+        with pytest.raises(ValueError, match="recorded as a play event's variant"):
+            Settings(serving={"ab_split": {"champion": 1.0, alias: 1.0}})
+    assert Settings(serving={"ab_split": {"champion": 1, "challenger-2": 1}}).serving.ab_split
