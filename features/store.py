@@ -167,7 +167,8 @@ def feature_store(settings: Settings) -> FeatureStore:
     settings render it) stays the same: opening renders the file, loads DuckDB's delta
     extension and reads Feast's registry, which the demo, the jobs and the service would
     otherwise repeat on every call. Changed settings (another Redis, another project) open a
-    new store; another repo folder has its own.
+    new store; another repo folder has its own. What this process applies it sees at once;
+    what another process applies, once Feast's registry cache expires (600 s by default).
     """
     from feast import FeatureStore
 
