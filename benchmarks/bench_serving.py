@@ -5,8 +5,12 @@ in a temporary ENCORE_HOME on free ports), an ALS model trained on synthetic pla
 ``--listeners`` x ``--songs`` (``models.synthetic``) and registered with its FAISS index,
 ``dims.songs`` and ``dims.users`` in a private lake, Redis holding every listener's
 precomputed list (``recs:v1``, through ``serving.precompute``), recent plays for a tenth of
-them (``recent:v1``: sessions) and each country's trending window, and the listeners'
-features written to Feast's online store.
+them (``recent:v1``: sessions) and each country's trending window, every listener's, song's
+and artist's features written to Feast's online store, and a LightGBM LambdaRank ranker over
+those features registered as the ranker champion (fitted on random impressions: its scores
+mean nothing, its cost per request is the real second stage's). The full world takes
+minutes to build (on this machine, unloaded, roughly: synthetic plays 3-6 min, ALS training
+and registration 2-3 min, lists and features 1-2 min); ``--small`` takes about two.
 
 Then, with the same Go client (``benchmarks/loadgen``, standard library, built here: a Python
 client on these two cores would take more CPU per request than the bare endpoint spends),
@@ -16,8 +20,11 @@ the same concurrency, duration and uvicorn worker count:
 2. ``GET /api/v1/recommendations/for-you`` of ``encore serve``, listener JWTs of 2,000
    listeners in turn;
 3. Feast's online read of one listener's features (``get_online_features``, in process);
-4. the swap under load: for-you again while the ``champion`` alias moves to a second
-   registered version mid-run; requests, errors, and how long the service took to swap.
+4. the swap under load: for-you again (at least 30 s) while the ``champion`` alias moves to
+   a second registered version (the same vectors, registered before the run) a third of the
+   way in; requests, errors, and how long the service took to swap. After the swap the
+   precomputed lists name the old version, so the service searches the index per request,
+   as it would until the next ``encore recs precompute``.
 
 Goal: for-you p99 at most 15 ms and at least half the bare endpoint's requests/s. Prints a
 table, saves JSON (default ``benchmarks/results/serving.json``; ``--small``:
@@ -223,40 +230,103 @@ def write_realtime(settings, bundle, song_ids: list[str], seed: int) -> dict:
     }
 
 
-def write_online_features(settings, user_ids: list[str], seed: int) -> list[str]:
-    """The listeners' ``listener_activity`` row in Feast's online store (applied first);
-    the feature refs written."""
+def random_columns(table, n: int, rng: np.random.Generator, given: dict[str, list]) -> dict:
+    """``n`` rows of random values for ``table``'s columns, ``given`` ones as they are."""
+    from datetime import timedelta
+
+    now = datetime.now(UTC)
+    columns: dict[str, list] = {}
+    for column in table.columns:
+        if column.name in given:
+            columns[column.name] = given[column.name]
+        elif column.dtype in ("long", "int"):
+            columns[column.name] = rng.integers(0, 500, n).tolist()
+        elif column.dtype == "double":
+            columns[column.name] = rng.random(n).tolist()
+        elif column.dtype == "string":
+            columns[column.name] = [GENRES[g] for g in rng.integers(0, len(GENRES), n)]
+        elif column.dtype == "timestamp":
+            columns[column.name] = [now - timedelta(hours=int(h)) for h in rng.integers(1, 48, n)]
+        elif column.dtype == "date":
+            columns[column.name] = [now.date()] * n
+    return columns
+
+
+def write_online_features(settings, user_ids: list[str], song_ids: list[str], seed: int) -> None:
+    """Every listener's, song's and artist's features in Feast's online store (random values:
+    the benchmark times reads, not the values), the repo applied first."""
     import pandas as pd
 
-    from encore.tables import LISTENER_ACTIVITY
+    from encore.tables import ARTIST_POPULARITY, LISTENER_ACTIVITY, SONG_ACTIVITY
     from features import store
 
     store.apply(settings)
-    rng = np.random.default_rng(seed)
-    n = len(user_ids)
-    now = pd.Timestamp.now(tz="UTC")
-    frame: dict[str, object] = {}
-    for column in LISTENER_ACTIVITY.columns:
-        if column.name == "user_id":
-            frame[column.name] = user_ids
-        elif column.dtype in ("long", "int"):
-            frame[column.name] = rng.integers(0, 500, n)
-        elif column.dtype == "double":
-            frame[column.name] = rng.random(n)
-        elif column.dtype == "string":
-            frame[column.name] = [GENRES[g] for g in rng.integers(0, len(GENRES), n)]
-        elif column.dtype == "timestamp":
-            frame[column.name] = [now] * n
-        elif column.dtype == "date":
-            frame[column.name] = [now.date()] * n
     feast = store.feature_store(settings)
-    frame_all = pd.DataFrame(frame)
-    for start in range(0, n, 20_000):
-        feast.write_to_online_store(
-            LISTENER_ACTIVITY.name, frame_all.iloc[start : start + 20_000].reset_index(drop=True)
-        )
-    view = feast.get_feature_view(LISTENER_ACTIVITY.name)
+    rng = np.random.default_rng(seed)
+    artists = sorted({f"artist-{i // 5}" for i in range(len(song_ids))})
+    song_artists = [f"artist-{i // 5}" for i in range(len(song_ids))]
+    for table, given in (
+        (LISTENER_ACTIVITY, {"user_id": user_ids}),
+        (SONG_ACTIVITY, {"song_id": song_ids, "artist_id": song_artists}),
+        (ARTIST_POPULARITY, {"artist_id": artists}),
+    ):
+        n = len(next(iter(given.values())))
+        frame = pd.DataFrame(random_columns(table, n, rng, given))
+        for start in range(0, n, 20_000):
+            part = frame.iloc[start : start + 20_000].reset_index(drop=True)
+            feast.write_to_online_store(table.name, part)
+
+
+def listener_refs(settings) -> list[str]:
+    from encore.tables import LISTENER_ACTIVITY
+    from features import store
+
+    view = store.feature_store(settings).get_feature_view(LISTENER_ACTIVITY.name)
     return [f"{view.name}:{f.name}" for f in view.features]
+
+
+def register_ranker(settings, seed: int) -> str:
+    """A LightGBM LambdaRank ranker over the service's features, fitted on random
+    impressions (its scores mean nothing; its cost per request is the real one), registered
+    as the ranker champion; its version."""
+    import polars as pl
+
+    from encore.tables import ARTIST_POPULARITY, LISTENER_ACTIVITY, SONG_ACTIVITY
+    from features.definitions import NOT_FEATURES
+    from models import ranker_training as rt
+    from models.ranking import train_ranker
+
+    rng = np.random.default_rng(seed)
+    queries, per_query = 400, 20
+    n = queries * per_query
+    frame: dict[str, list] = {
+        "query_id": np.repeat(np.arange(queries), per_query).tolist(),
+        "song_id": [str(i) for i in rng.integers(0, 1000, n)],
+        "label": (rng.random(n) < 0.1).astype(int).tolist(),
+        "candidate_score": rng.random(n).tolist(),
+        **{c: rng.integers(1, 200, n).tolist() for c in rt.REQUEST_FEATURES[1:]},
+        "event_timestamp": [datetime.now(UTC)] * n,
+    }
+    for table, key in (
+        (LISTENER_ACTIVITY, "user_id"),
+        (SONG_ACTIVITY, "song_id"),
+        (ARTIST_POPULARITY, "artist_id"),
+    ):
+        for name, values in random_columns(table, n, rng, {}).items():
+            if name not in NOT_FEATURES and name != key:
+                frame[f"{table.name}{rt.FEAST_SEPARATOR}{name}"] = values
+    data = rt.with_derived_features(pl.DataFrame(frame))
+    ranker = train_ranker(data, rt.ranker_feature_columns(data), seed=seed)
+    metric = settings.models.registry_metric
+    registered = rt.register_ranker(
+        settings,
+        ranker,
+        params={"source": "bench_serving"},
+        metrics={metric: 0.5},
+        lineage={"name": "random impressions", "source": "bench_serving"},
+        fingerprint="bench-serving",
+    )
+    return registered.version
 
 
 def feast_read_latency(settings, refs: list[str], user_ids: list[str], seed: int) -> dict:
@@ -459,8 +529,11 @@ def main() -> None:
                 "index": bundle.index.kind if bundle.index is not None else None,
                 **write_realtime(settings, bundle, song_ids, args.seed),
             }
-            say("Feast: listener features to the online store")
-            refs = write_online_features(settings, user_ids, args.seed)
+            say("Feast: listener, song and artist features to the online store")
+            write_online_features(settings, user_ids, song_ids, args.seed)
+            refs = listener_refs(settings)
+            say("ranker: LambdaRank over those features, registered")
+            results["world"]["ranker_version"] = register_ranker(settings, args.seed)
             results["world"]["build_seconds"] = time.perf_counter() - started
             say("Feast online reads")
             results["feast_online_read"] = feast_read_latency(settings, refs, user_ids, args.seed)
@@ -502,8 +575,9 @@ def main() -> None:
                 say(f"for-you: {args.concurrency} connections, {duration:.0f} s")
                 results["for_you"] = run_load(loadgen, targets, args.concurrency, duration)
                 say(f"for-you while the champion moves to version {second}")
+                # long enough for the load of the new version, however short the other runs
                 results["swap"] = swap_under_load(
-                    settings, base, loadgen, targets, args.concurrency, duration, second
+                    settings, base, loadgen, targets, args.concurrency, max(duration, 30), second
                 )
     finally:
         shutil.rmtree(work, ignore_errors=True)
