@@ -124,8 +124,7 @@ def load_serving_bundle(settings: Settings, model_alias: str | None = None) -> M
     serving = settings.serving
     alias = model_alias or serving.model_alias
     require_tracking_server(settings.mlflow.effective_tracking_uri)
-    aliased = serving.model_copy(update={"model_alias": alias})
-    holder = ModelHolder(settings.model_copy(update={"serving": aliased}))
+    holder = ModelHolder(settings, alias=alias)
     holder.refresh()
     if holder.current is None:
         raise NotFoundError(
