@@ -5,14 +5,21 @@ back from the newest day the table holds, so an old demo lake still has active l
 and the registered model behind an alias (``serving.model_name`` at ``serving.model_alias``
 unless told otherwise), loaded as the service loads it (:class:`serving.bundle.ModelBundle`).
 
-Outputs: one ``recs:v1:<model>:<user>`` key per active listener the model knows (the key
-contract, :func:`encore.keys.write_recs`): the version's top ``serving.recs_top_n`` unplayed
-songs, the version named in the value, with a TTL of ``serving.recs_ttl_s``. The service
-serves such a list (blended with the listener's last minutes) instead of searching the
-index per request. A rerun writes the same lists to the same keys (and resets their TTL); a
-new version simply overwrites them. Listeners no longer active keep theirs until it expires.
+Outputs: one ``recs:v1:<model>:<user>`` key per active listener the alias serves (their A/B
+variant, :func:`serving.experiments.assign_variant`) and the model knows (the key contract,
+:func:`encore.keys.write_recs`): the version's top ``serving.recs_top_n`` unplayed songs, the
+version named in the value, with a TTL of ``serving.recs_ttl_s``. The service serves such a
+list (blended with the listener's last minutes) instead of searching the index per request,
+when the version in it is the one serving the listener. A rerun writes the same lists to the
+same keys (and resets their TTL); a new version simply overwrites them. Listeners no longer
+active keep theirs until it expires.
 
-Schedule: daily after the lake build and after each promotion, ``encore recs precompute``.
+Why by variant: the key names the registered model, not the alias, and in an A/B test the
+champion and the challenger are two versions of one model. Each listener has one variant, so
+each alias writes its own listeners' keys and neither run overwrites the other's lists.
+
+Schedule: daily after the lake build and after each promotion, ``encore recs precompute``
+(once per alias of ``serving.ab_split`` during an A/B test).
 """
 
 from __future__ import annotations
@@ -45,16 +52,19 @@ Progress = Callable[[int, int], None]
 class PrecomputeResult:
     model: str
     version: str
+    alias: str
     listeners: int
     """Active listeners in ``silver.plays``."""
+    served: int
+    """Of those, the ones whose A/B variant is ``alias`` (all of them without a test)."""
     written: int
-    """Lists written: the active listeners the model knows."""
+    """Lists written: the served listeners the model knows."""
     seconds: float
 
     @property
     def unknown_to_model(self) -> int:
-        """Active listeners the version was not trained on (the service cold-starts them)."""
-        return self.listeners - self.written
+        """Served listeners the version was not trained on (the service cold-starts them)."""
+        return self.served - self.written
 
 
 def active_listeners(settings: Settings) -> list[str]:
@@ -110,6 +120,13 @@ def write_lists(
     return written
 
 
+def served_by(settings: Settings, alias: str, user_ids: Iterable[str]) -> list[str]:
+    """The listeners among ``user_ids`` whose A/B variant is ``alias``."""
+    from serving.experiments import assign_variant
+
+    return [u for u in user_ids if assign_variant(settings, u) == alias]
+
+
 def load_serving_bundle(settings: Settings, model_alias: str | None = None) -> ModelBundle:
     """The version ``serving.model_name`` has at ``model_alias`` (default: the serving
     alias), loaded with its index.
@@ -137,7 +154,8 @@ def load_serving_bundle(settings: Settings, model_alias: str | None = None) -> M
 def precompute_lists(
     settings: Settings, *, model_alias: str | None = None, progress: Progress | None = None
 ) -> PrecomputeResult:
-    """Write the top lists of the active listeners for the version at ``model_alias``.
+    """Write the top lists of the active listeners ``model_alias`` serves (default: the
+    serving alias) for the version it names.
 
     Raises:
         NotFoundError: no plays in ``silver.plays``, or no loadable version at the alias.
@@ -146,23 +164,26 @@ def precompute_lists(
     import redis
 
     started = time.perf_counter()
-    listeners = active_listeners(settings)
-    bundle = load_serving_bundle(settings, model_alias)
     serving = settings.serving
+    alias = model_alias or serving.model_alias
+    listeners = active_listeners(settings)
+    served = served_by(settings, alias, listeners)
+    bundle = load_serving_bundle(settings, alias)
     try:
         with redis.Redis.from_url(settings.redis.effective_url) as client:
             written = write_lists(
                 client,
                 bundle,
-                listeners,
+                served,
                 top_n=serving.recs_top_n,
                 ttl_s=serving.recs_ttl_s,
                 progress=progress,
             )
     except redis.RedisError as error:
         raise ServiceError("redis", f"writing the recs:v1 lists failed: {error}") from error
+    seconds = time.perf_counter() - started
     return PrecomputeResult(
-        bundle.name, bundle.version, len(listeners), written, time.perf_counter() - started
+        bundle.name, bundle.version, alias, len(listeners), len(served), written, seconds
     )
 
 
@@ -197,9 +218,14 @@ def register_recs_commands(app: typer.Typer) -> None:
         except EncoreError as error:
             console.print(f"[red]error:[/red] {escape(str(error))}", soft_wrap=True)
             raise typer.Exit(code=1) from None
+        variants = (
+            f", {result.served:,} of them served by {result.alias}"
+            if result.served != result.listeners
+            else ""
+        )
         typer.echo(
             f"recs:v1:{result.model}: {result.written:,} lists of version {result.version} "
-            f"written for {result.listeners:,} active listeners "
+            f"({result.alias}) written for {result.listeners:,} active listeners{variants} "
             f"({result.unknown_to_model:,} unknown to the model) in {result.seconds:.1f} s"
         )
 

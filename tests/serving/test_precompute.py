@@ -20,6 +20,7 @@ from encore.tables import SILVER_PLAYS
 from models.interactions import InteractionDataset
 from models.synthetic import generate
 from models.training import train
+from serving.experiments import assign_variant
 from serving.precompute import (
     active_listeners,
     load_serving_bundle,
@@ -156,12 +157,38 @@ def test_active_listeners_get_the_versions_lists_once_however_often_it_runs(
         assert stored_lists(client, name) == lists  # the same keys, the same lists
         assert client.ttl(recs_key(name, min(active))) > 5  # and a fresh TTL
 
+        # a second version: log_and_register aliases it challenger, whatever it scores
         train(served, "als", data, params={**ALS, "factors": 12}, registered_name=name)
         uri = served.mlflow.effective_tracking_uri
-        MlflowClient(tracking_uri=uri, registry_uri=uri).set_registered_model_alias(
-            name, "challenger", "2"
+        registry = MlflowClient(tracking_uri=uri, registry_uri=uri)
+        registry.set_registered_model_alias(name, "champion", "1")
+
+        # without an A/B test the challenger serves nobody: it must not overwrite anything
+        idle = precompute_lists(served, model_alias="challenger")
+        assert (idle.version, idle.served, idle.written) == ("2", 0, 0)
+        assert stored_lists(client, name) == lists
+
+        # champion against challenger: each listener's list is their own variant's version
+        ab = served.model_copy(
+            update={
+                "serving": served.serving.model_copy(
+                    update={"ab_split": {"champion": 1.0, "challenger": 1.0}}
+                )
+            }
         )
-        assert precompute_lists(served, model_alias="challenger").version == "2"
+        versions = {"champion": "1", "challenger": "2"}
+        arms = {alias: precompute_lists(ab, model_alias=alias) for alias in versions}
+        assert sum(r.written for r in arms.values()) == len(active)
+        assert all(r.written > 0 for r in arms.values())
+        split = stored_lists(client, name)
+        assert set(split) == active
+        assert {u: v for u, (v, _) in split.items()} == {
+            u: versions[assign_variant(ab, u)] for u in active
+        }
+
+        # a new champion simply overwrites
+        registry.set_registered_model_alias(name, "champion", "2")
+        assert precompute_lists(served).version == "2"
         renewed = stored_lists(client, name)
         assert set(renewed) == active
         assert {version for version, _ in renewed.values()} == {"2"}
@@ -189,8 +216,8 @@ def test_the_command_writes_the_lists_and_says_how_many(
 
     assert answer.exit_code == 0, answer.output
     assert (
-        f"recs:v1:{name}: {len(active)} lists of version 1 written for {len(active) + 1} "
-        "active listeners (1 unknown to the model)"
+        f"recs:v1:{name}: {len(active)} lists of version 1 (champion) written for "
+        f"{len(active) + 1} active listeners (1 unknown to the model)"
     ) in answer.output
     with redis.Redis.from_url(served.redis.effective_url) as client:
         assert set(stored_lists(client, name)) == active
