@@ -188,11 +188,11 @@ def build_recommender(settings: Settings) -> tuple[Recommender, Watcher]:
     models = {alias: ModelHolder(settings, alias=alias) for alias in aliases}
     catalog = CatalogHolder(settings)
     features = OnlineFeatures(settings, None)
-    ranker = RankerHolder(settings, catalog)
+    ranker = RankerHolder(settings, catalog, features)
     recommender = Recommender(
         settings, models, catalog, RealtimeSignals(settings), features, ranker
     )
-    holders = [catalog, *models.values(), ranker, FeatureStoreHolder(settings, features)]
+    holders = [catalog, *models.values(), FeatureStoreHolder(settings, features), ranker]
     return recommender, Watcher(settings, holders)
 
 

@@ -16,6 +16,11 @@ from encore.settings import Settings, settings_env
 
 def register(app: typer.Typer) -> None:
     """Add the service's commands to the ``encore`` app."""
+    from serving.ab import register_ab_commands
+    from serving.precompute import register_recs_commands
+
+    register_ab_commands(app)
+    register_recs_commands(app)
 
     @app.command("serve")
     def serve(

@@ -67,12 +67,11 @@ def _train_ranker(settings: Settings) -> None:
     from models.ranker_training import train_ranker_on_lake
 
     try:
-        trained = train_ranker_on_lake(settings, train_span=timedelta(days=1))
+        trained = train_ranker_on_lake(settings, fit_to_lake=True)
     except EncoreError as error:  # a young lake has too few days for a time split
         console.print(f"  ranker: not trained ({error}); the service keeps the candidate order")
         return
-    for line in trained.table().splitlines():
-        console.print(f"  {line}")
+    console.print(f"  ranker: {trained.summary()}")
 
 
 def _loop(settings: Settings, api: str, serving: str) -> None:

@@ -30,7 +30,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-SONG_FEATURES_TTL_S = 600.0
+SONG_FEATURES_TTL_S = 6 * 3600.0
+"""Song and artist features are daily snapshots: the cache is rebuilt in the background well
+within a day, and a song missing from it is read online (within the budget)."""
+WARM_CHUNK = 500
 
 
 SOURCE_RANK_COLUMNS = {"model": "model_rank", "trending": "trending_rank", "artists": "artist_rank"}
@@ -48,11 +51,13 @@ class ServedRanker:
 class RankerHolder:
     """The ranker behind ``serving.model_alias``; swapped whole, like the candidate model."""
 
-    def __init__(self, settings: Settings, catalog: Any) -> None:
+    def __init__(self, settings: Settings, catalog: Any, features: OnlineFeatures) -> None:
         from features.definitions import ENTITIES
 
         self.settings = settings
         self.catalog = catalog
+        self.features = features
+        self._warmed_at: float | None = None
         self.current: ServedRanker | None = None
         self._loading = threading.Lock()
         self._item_cache: dict[str, tuple[float, dict[str, Any]]] = {}
@@ -67,6 +72,7 @@ class RankerHolder:
                 log.exception("could not load the ranker")
                 return False
             if loaded is None:
+                self._warm_if_stale()
                 return False
             version, ranker = loaded
             from models.ranker_training import feature_refs
@@ -76,26 +82,48 @@ class RankerHolder:
                 key = self.entity_view.get(ref.split(":", 1)[0])
                 if key is not None:
                     refs.setdefault(key, []).append(ref)
-            self.current = ServedRanker(version, ranker, refs)
             self._item_cache.clear()
+            self._warmed_at = None
+            self.current = ServedRanker(version, ranker, refs)
+            self._warm_if_stale()
             log.info("ranker version %s serving", version)
             return True
 
+    def _warm_if_stale(self) -> None:
+        """Read every catalog song's features (and one listener row) off the request path.
+
+        A cold Feast read (connections, registry) takes tens of milliseconds, over the
+        budget; after this, a request reads only its listener's row.
+        """
+        served = self.current
+        fresh = self._warmed_at is not None and (
+            time.monotonic() - self._warmed_at < SONG_FEATURES_TTL_S / 2
+        )
+        if served is None or fresh or self.features.store is None:
+            return
+        catalog: Catalog = self.catalog.current
+        item_keys = [k for k in served.refs if k != "user_id"]
+        started = time.monotonic()
+        try:
+            if served.refs.get("user_id"):
+                self.features.read_now(served.refs["user_id"], [{"user_id": "warm-up"}])
+            songs = list(catalog.songs)
+            for i in range(0, len(songs) if item_keys else 0, WARM_CHUNK):
+                self._fill(songs[i : i + WARM_CHUNK], catalog, served, item_keys, None)
+        except Exception:  # the request path reads what is missing, within budget
+            log.exception("warming the feature cache failed")
+            return
+        self._warmed_at = time.monotonic()
+        log.info(
+            "feature cache: %d songs in %.1f s", len(self._item_cache), self._warmed_at - started
+        )
+
     def _aliased(self) -> tuple[str, Ranker] | None:
         """The aliased version and its ranker, None when none or already served."""
-        from models.ranker_training import _load_version
-        from models.registry import _client, current_version
+        from models.ranker_training import load_ranker_version
 
-        uri = self.settings.mlflow.effective_tracking_uri
-        client = _client(uri)
-        name = self.settings.serving.ranker_name
-        version = current_version(client, name, self.settings.serving.model_alias)
-        if version is None:
-            return None
-        number = str(version.version)
-        if self.current is not None and self.current.version == number:
-            return None
-        return number, _load_version(client, name, number)
+        served = self.current.version if self.current is not None else None
+        return load_ranker_version(self.settings, self.settings.serving.model_alias, unless=served)
 
     def score(
         self,
@@ -153,25 +181,39 @@ class RankerHolder:
         item_keys: list[str],
         features: OnlineFeatures,
     ) -> list[dict[str, Any]] | None:
-        """Song and artist features, from the cache or one online read for the missing."""
+        """Song and artist features, from the cache or one budgeted read for the missing."""
         now = time.monotonic()
         missing = [s for s in songs if s not in self._item_cache or self._item_cache[s][0] < now]
-        if missing:
-            rows = [
-                {"song_id": song, "artist_id": catalog.songs[song].artist_id}
-                if song in catalog.songs
-                else {"song_id": song, "artist_id": ""}
-                for song in missing
-            ]
-            refs = [ref for key in item_keys for ref in served.refs[key]]
-            rows = [{key: row[key] for key in item_keys if key in row} for row in rows]
-            read = features.read(refs, rows)
-            if read is None:
-                return None
-            names = [n for n in read if n not in item_keys]
-            for i, song in enumerate(missing):
-                self._item_cache[song] = (
-                    now + SONG_FEATURES_TTL_S,
-                    {name: read[name][i] for name in names},
-                )
+        if missing and not self._fill(missing, catalog, served, item_keys, features):
+            return None
         return [self._item_cache[s][1] for s in songs]
+
+    def _fill(
+        self,
+        songs: list[str],
+        catalog: Catalog,
+        served: ServedRanker,
+        item_keys: list[str],
+        budgeted: OnlineFeatures | None,
+    ) -> bool:
+        """Read ``songs``' features into the cache (within budget unless ``budgeted`` is None)."""
+        rows = [
+            {"song_id": song, "artist_id": catalog.songs[song].artist_id}
+            if song in catalog.songs
+            else {"song_id": song, "artist_id": ""}
+            for song in songs
+        ]
+        refs = [ref for key in item_keys for ref in served.refs[key]]
+        rows = [{key: row[key] for key in item_keys if key in row} for row in rows]
+        read = (
+            budgeted.read(refs, rows)
+            if budgeted is not None
+            else self.features.read_now(refs, rows)
+        )
+        if read is None:
+            return False
+        names = [n for n in read if n not in item_keys]
+        expires = time.monotonic() + SONG_FEATURES_TTL_S
+        for i, song in enumerate(songs):
+            self._item_cache[song] = (expires, {name: read[name][i] for name in names})
+        return True

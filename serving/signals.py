@@ -129,5 +129,13 @@ class OnlineFeatures:
             log.warning("Feast online read failed (%s): answering without features", error)
             return None
 
+    def read_now(self, refs: list[str], rows: list[dict[str, str]]) -> dict[str, list[Any]]:
+        """The same read without a budget, for the background warm-up (raises on failure)."""
+        if self.store is None:
+            raise RuntimeError("no feature store yet")
+        return self.store.get_online_features(
+            features=refs, entity_rows=rows, full_feature_names=True
+        ).to_dict()
+
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
