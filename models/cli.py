@@ -185,6 +185,8 @@ def demo_step(settings: object) -> None:
         "als",
         "synthetic",
         params={"factors": 32, "iterations": 10},  # type: ignore[arg-type]
+        # not encore-als: that name is the service's, trained on the lake in the serving step
+        registered_name="encore-als-synthetic",
         report=lambda m: console.print(f"  {m}"),
     )
     ids, _ = result.model.similar_items(0, N=6)
