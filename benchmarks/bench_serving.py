@@ -421,14 +421,35 @@ def write_targets(folder: Path, name: str, base: str, tokens: dict[str, str]) ->
     return path
 
 
-def run_load(loadgen: Path, targets: Path, concurrency: int, duration_s: float) -> dict:
-    answer = subprocess.run(
-        [str(loadgen), "-targets", str(targets), "-c", str(concurrency), "-d", f"{duration_s}s"],
-        capture_output=True,
-        text=True,
-        check=True,
+FULL_ANSWER = '"degraded":[]'
+"""In a for-you answer: nothing was skipped (the ranker read its features within budget)."""
+
+
+def run_load(
+    loadgen: Path, targets: Path, concurrency: int, duration_s: float, contains: str = ""
+) -> dict:
+    command = [str(loadgen), "-targets", str(targets), "-c", str(concurrency)]
+    command += ["-d", f"{duration_s}s", "-contains", contains]
+    answer = subprocess.run(command, capture_output=True, text=True, check=True)
+    result = json.loads(answer.stdout)
+    if contains:  # the share of answers that took the whole path, not a degraded shortcut
+        ok = result["requests"] - result["errors"]
+        result["full_answers_share"] = result["containing"] / ok if ok else 0.0
+    return {**result, "load_1m_after": os.getloadavg()[0]}
+
+
+def probe(base: str, token: str) -> dict:
+    """One for-you answer's model, ranker and flags: what the load runs exercise."""
+    answer = httpx.get(
+        f"{base}/api/v1/recommendations/for-you?limit={LIMIT}",
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=30,
     )
-    return {**json.loads(answer.stdout), "load_1m_after": os.getloadavg()[0]}
+    answer.raise_for_status()
+    body = answer.json()
+    return {k: body[k] for k in ("model", "ranker", "degraded", "cold_start", "variant")} | {
+        "items": len(body["items"])
+    }
 
 
 def served_version(base: str) -> str | None:
@@ -446,7 +467,9 @@ def swap_under_load(
 
     outcome: dict = {}
     load = threading.Thread(
-        target=lambda: outcome.update(run_load(loadgen, targets, concurrency, duration_s))
+        target=lambda: outcome.update(
+            run_load(loadgen, targets, concurrency, duration_s, FULL_ANSWER)
+        )
     )
     load.start()
     time.sleep(3 + duration_s / 3)  # the client's warm-up, then a third of the run
@@ -572,8 +595,12 @@ def main() -> None:
                 while served_version(base) != "1":
                     time.sleep(0.5)
                 targets = write_targets(work, "service", base, tokens)
+                results["for_you_probe"] = probe(base, next(iter(tokens.values())))
+                say(f"one answer: {results['for_you_probe']}")
                 say(f"for-you: {args.concurrency} connections, {duration:.0f} s")
-                results["for_you"] = run_load(loadgen, targets, args.concurrency, duration)
+                results["for_you"] = run_load(
+                    loadgen, targets, args.concurrency, duration, FULL_ANSWER
+                )
                 say(f"for-you while the champion moves to version {second}")
                 # long enough for the load of the new version, however short the other runs
                 results["swap"] = swap_under_load(
@@ -590,16 +617,18 @@ def report(results: dict, args, load_before: float, out: Path) -> None:
     feast = results["feast_online_read"]
     print(
         f"\n{'run':<34} {'requests':>9} {'errors':>6} {'req/s':>8} {'p50 ms':>7} "
-        f"{'p99 ms':>7} {'load':>5}"
+        f"{'p99 ms':>7} {'full':>5} {'load':>5}"
     )
     for name, row in (
         ("bare FastAPI, fixed list", bare),
         ("for-you", for_you),
         (f"for-you, swap to v{swap['new_version']}", swap),
     ):
+        # full: the share of answers not degraded (ranker and features within budget)
+        full = f"{row['full_answers_share']:.0%}" if "full_answers_share" in row else "-"
         print(
             f"{name:<34} {row['requests']:>9,} {row['errors']:>6} {row['requests_per_s']:>8,.0f} "
-            f"{row['p50_ms']:>7.2f} {row['p99_ms']:>7.2f} {row['load_1m_after']:>5.1f}"
+            f"{row['p50_ms']:>7.2f} {row['p99_ms']:>7.2f} {full:>5} {row['load_1m_after']:>5.1f}"
         )
     print(
         f"{'Feast online read, one listener':<34} {feast['reads']:>9,} {'':>6} {'':>8} "

@@ -6,11 +6,13 @@
 // Reads targets, one per line: URL, then optionally a tab and an Authorization header value.
 // Runs -c workers for -warmup (not counted), then for -d, each sending the next target and
 // reading the whole answer over a kept-alive connection. Prints one JSON object: requests,
-// errors (non-2xx or transport failures), requests/s and latency percentiles of the 2xx.
+// errors (non-2xx or transport failures), requests/s and latency percentiles of the 2xx,
+// and with -contains, how many 2xx answers contained that text.
 package main
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -39,6 +41,8 @@ type result struct {
 	P90Ms         float64        `json:"p90_ms"`
 	P99Ms         float64        `json:"p99_ms"`
 	MaxMs         float64        `json:"max_ms"`
+	Containing    int            `json:"containing"`
+	Contains      string         `json:"contains,omitempty"`
 	Concurrency   int            `json:"concurrency"`
 	WarmupSeconds float64        `json:"warmup_seconds"`
 }
@@ -75,6 +79,7 @@ func main() {
 	concurrency := flag.Int("c", 16, "concurrent connections")
 	duration := flag.Duration("d", 20*time.Second, "measured duration")
 	warmup := flag.Duration("warmup", 3*time.Second, "unmeasured warm-up before it")
+	contains := flag.String("contains", "", "count the 2xx answers containing this text")
 	flag.Parse()
 	targets, err := readTargets(*path)
 	if err != nil || len(targets) == 0 {
@@ -89,7 +94,8 @@ func main() {
 	var mu sync.Mutex
 	var latencies []time.Duration
 	statuses := map[string]int{}
-	errors, firstError := 0, ""
+	errors, firstError, containing := 0, "", 0
+	needle := []byte(*contains)
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	for w := 0; w < *concurrency; w++ {
@@ -98,7 +104,7 @@ func main() {
 			defer wg.Done()
 			local := make([]time.Duration, 0, 1<<16)
 			localStatus := map[string]int{}
-			localErrors, localFirst := 0, ""
+			localErrors, localFirst, localContaining := 0, "", 0
 			for {
 				select {
 				case <-stop:
@@ -108,6 +114,7 @@ func main() {
 						statuses[k] += v
 					}
 					errors += localErrors
+					containing += localContaining
 					if firstError == "" {
 						firstError = localFirst
 					}
@@ -122,11 +129,13 @@ func main() {
 				}
 				sent := time.Now()
 				answer, err := client.Do(request)
-				status := "transport"
+				status, found := "transport", false
 				if err == nil {
-					_, err = io.Copy(io.Discard, answer.Body)
+					var body []byte
+					body, err = io.ReadAll(answer.Body)
 					answer.Body.Close()
 					status = fmt.Sprint(answer.StatusCode)
+					found = len(needle) > 0 && bytes.Contains(body, needle)
 				}
 				took := time.Since(sent)
 				if !measuring.Load() {
@@ -141,6 +150,9 @@ func main() {
 					continue
 				}
 				local = append(local, took)
+				if found {
+					localContaining++
+				}
 			}
 		}()
 	}
@@ -164,6 +176,8 @@ func main() {
 		P50Ms:         percentile(latencies, 0.50),
 		P90Ms:         percentile(latencies, 0.90),
 		P99Ms:         percentile(latencies, 0.99),
+		Containing:    containing,
+		Contains:      *contains,
 		Concurrency:   *concurrency,
 		WarmupSeconds: warmup.Seconds(),
 	}
