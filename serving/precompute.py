@@ -197,7 +197,8 @@ def register_recs_commands(app: typer.Typer) -> None:
             None, "--alias", help="Model alias to precompute for (default: serving.model_alias)."
         ),
     ) -> None:
-        """Write the top lists of the listeners active in the last days to Redis."""
+        """Write to Redis the top lists of the listeners active in the last days that the
+        alias serves (all of them, or its A/B variant's)."""
         from rich.console import Console
         from rich.markup import escape
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
