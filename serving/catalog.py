@@ -18,8 +18,6 @@ import threading
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-import numpy as np
-
 from encore.delta import open_delta, read_delta
 from encore.settings import Settings
 from encore.tables import DIM_SONGS, DIM_USERS
@@ -206,35 +204,41 @@ def mmr(
 
     Likeness is 1 for the same artist, 0.5 for the same genre, else 0 (a content measure the
     dimensions give for every song, new or old). In the first ``head`` places no artist has
-    more than ``max_per_artist`` songs (a hard cap on top of the soft trade-off).
+    more than ``max_per_artist`` songs (a hard cap on top of the soft trade-off). ``ranked``
+    must be best first: the scan of each round stops once no later song can win.
     """
     if not ranked:
         return []
-    scores = np.array([score for _, score in ranked], dtype=np.float64)
-    spread = scores.max() - scores.min()
-    relevance = (scores - scores.min()) / spread if spread > 0 else np.ones_like(scores)
+    scores = [score for _, score in ranked]
+    low, high = min(scores), max(scores)
+    spread = high - low
+    relevance = [(x - low) / spread if spread > 0 else 1.0 for x in scores]
+    songs = [catalog.songs.get(song) for song, _ in ranked]
+    artists = [song.artist_id if song else "" for song in songs]
+    genres = [song.genre if song else "" for song in songs]
+    diversity = 1.0 - relevance_weight
     remaining = list(range(len(ranked)))
     picked: list[int] = []
-    per_artist: dict[str, int] = defaultdict(int)
-    genres_picked: dict[str, int] = defaultdict(int)
+    per_artist: dict[str, int] = {}
+    per_genre: dict[str, int] = {}
     while remaining and len(picked) < n:
-        best, best_value = None, -np.inf
+        capped = len(picked) < head
+        best, best_value = -1, -float("inf")
         for i in remaining:
-            song = catalog.songs.get(ranked[i][0])
-            artist = song.artist_id if song else ""
-            genre = song.genre if song else ""
-            if len(picked) < head and per_artist[artist] >= max_per_artist:
+            if relevance_weight * relevance[i] <= best_value:
+                break  # relevance only falls from here, and likeness only costs
+            same_artist = per_artist.get(artists[i], 0)
+            if capped and same_artist >= max_per_artist:
                 continue
-            likeness = 1.0 if per_artist[artist] else (0.5 if genres_picked[genre] else 0.0)
-            value = relevance_weight * relevance[i] - (1 - relevance_weight) * likeness
+            likeness = 1.0 if same_artist else (0.5 if per_genre.get(genres[i]) else 0.0)
+            value = relevance_weight * relevance[i] - diversity * likeness
             if value > best_value:
                 best, best_value = i, value
-        if best is None:  # only capped artists left for the head: take them after it
+        if best < 0:  # only capped artists left for the head: take them after it
             head = 0
             continue
         picked.append(best)
         remaining.remove(best)
-        song = catalog.songs.get(ranked[best][0])
-        per_artist[song.artist_id if song else ""] += 1
-        genres_picked[song.genre if song else ""] += 1
+        per_artist[artists[best]] = per_artist.get(artists[best], 0) + 1
+        per_genre[genres[best]] = per_genre.get(genres[best], 0) + 1
     return [ranked[i] for i in picked]

@@ -15,9 +15,10 @@ import threading
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-import polars as pl
+import numpy as np
 
 from encore.settings import Settings
 
@@ -46,6 +47,68 @@ class ServedRanker:
     ranker: Ranker
     refs: dict[str, list[str]]
     """Feast refs (``view:feature``) it needs, by entity join key (user_id, song_id...)."""
+
+    @cached_property
+    def codes(self) -> dict[str, dict[str, int]]:
+        """Category value -> code, per categorical column (as the ranker was trained)."""
+        return {
+            name: {value: code for code, value in enumerate(values)}
+            for name, values in self.ranker.categories.items()
+        }
+
+
+def _float(value: Any) -> float:
+    return np.nan if value is None else float(value)
+
+
+def _same(a: Any, b: Any) -> float:
+    """1/0 when both are known, missing otherwise (polars' null equality, as trained)."""
+    return np.nan if a is None or b is None else float(a == b)
+
+
+def ranker_matrix(
+    served: ServedRanker,
+    columns: dict[str, list[Any]],
+    listener: dict[str, Any],
+    rows: int,
+    now: datetime,
+) -> np.ndarray:
+    """The ranker's input for ``rows`` candidates: per-candidate ``columns``, the listener's
+    features (one value for every row) and the derived columns, computed as
+    ``models.ranker_training.with_derived_features`` computes them for training (a test
+    holds the two equal), in plain numpy: a polars frame per request costs more than the
+    model's prediction."""
+    sep = "__"
+    genres = columns.get(f"song_activity{sep}genre", [None] * rows)
+    top = listener.get(f"listener_activity{sep}top_genre_28d")
+    second = listener.get(f"listener_activity{sep}second_genre_28d")
+    last = listener.get(f"listener_activity{sep}last_played_at")
+    hours = None
+    if last is not None:
+        last = last if last.tzinfo is not None else last.replace(tzinfo=UTC)
+        hours = (now - last).total_seconds() / 3600.0
+    derived = {
+        "genre_is_top": [_same(g, top) for g in genres],
+        "genre_is_second": [_same(g, second) for g in genres],
+        "hours_since_last_play": [_float(hours)] * rows,
+    }
+    matrix = np.full((rows, len(served.ranker.feature_columns)), np.nan)
+    codes = served.codes
+    for j, name in enumerate(served.ranker.feature_columns):
+        if name in derived:
+            values = derived[name]
+        elif name in columns:
+            values = columns[name]
+        elif name in listener:
+            values = [listener[name]] * rows
+        else:
+            continue  # unknown here: missing, as LightGBM was told at training
+        if name in codes:
+            known = codes[name]
+            matrix[:, j] = [np.nan if v is None else known.get(str(v), np.nan) for v in values]
+        else:
+            matrix[:, j] = [_float(v) for v in values]
+    return matrix
 
 
 class RankerHolder:
@@ -133,8 +196,6 @@ class RankerHolder:
         bundle: ModelBundle | None,
     ) -> dict[str, float] | None:
         """Ranker scores for the pool, or None when there is no ranker or features are late."""
-        from models.ranker_training import with_derived_features
-
         served = self.current
         if served is None or not pool:
             return None
@@ -149,13 +210,12 @@ class RankerHolder:
                 for source, column in SOURCE_RANK_COLUMNS.items()
             },
         }
+        listener: dict[str, Any] = {}
         if served.refs.get("user_id"):
-            row = features.read(served.refs["user_id"], [{"user_id": user_id}])
-            if row is None:
+            read = features.read_entity(served.refs["user_id"], "user_id", user_id)
+            if read is None:
                 return None
-            for name, values in row.items():
-                if name != "user_id":
-                    columns[name] = values * len(songs)
+            listener = read
         item_keys = [k for k in served.refs if k != "user_id"]
         if item_keys:
             rows = self._item_features(songs, catalog, served, item_keys, features)
@@ -163,14 +223,8 @@ class RankerHolder:
                 return None
             for name in rows[0]:
                 columns[name] = [r.get(name) for r in rows]
-        frame = pl.DataFrame(columns, strict=False).with_columns(
-            pl.lit(datetime.now(UTC)).alias("event_timestamp")
-        )
-        frame = with_derived_features(frame)
-        missing = [c for c in served.ranker.feature_columns if c not in frame.columns]
-        if missing:
-            frame = frame.with_columns([pl.lit(None, dtype=pl.Float64).alias(c) for c in missing])
-        scores = served.ranker.score(frame)
+        matrix = ranker_matrix(served, columns, listener, len(songs), datetime.now(UTC))
+        scores = served.ranker.booster.predict(matrix, num_threads=1)
         return {song: float(score) for song, score in zip(songs, scores, strict=True)}
 
     def _item_features(

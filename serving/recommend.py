@@ -97,8 +97,8 @@ def _normalised(scored: list[tuple[str, float]]) -> list[tuple[str, float]]:
     """Scores mapped to [0, 1] by rank-preserving min-max (1 = the best of that source)."""
     if not scored:
         return []
-    values = np.array([s for _, s in scored], dtype=np.float64)
-    low, high = float(values.min()), float(values.max())
+    values = [float(s) for _, s in scored]
+    low, high = min(values), max(values)
     if high - low <= 1e-12:
         return [(song, 1.0) for song, _ in scored]
     return [(song, (s - low) / (high - low)) for song, s in scored]
@@ -128,6 +128,8 @@ class Recommender:
         self.realtime = realtime
         self.features = features
         self.ranker = ranker
+        self._fresh_key: tuple | None = None
+        self._fresh: dict[str, list[str]] = {}
 
     # -- the model a listener is served by --------------------------------------------------
 
@@ -292,9 +294,21 @@ class Recommender:
         total = sum(profile.values()) or 1
         out = []
         for profile_genre, weight in profile.most_common(3):
-            fresh = [s for s in catalog.by_genre.get(profile_genre, []) if not bundle.knows_song(s)]
-            out += [(song, weight / total) for song in fresh[:per_genre]]
+            fresh = self._fresh_songs(catalog, bundle, profile_genre)[:per_genre]
+            out += [(song, weight / total) for song in fresh]
         return out
+
+    def _fresh_songs(self, catalog: Catalog, bundle: ModelBundle, genre: str) -> list[str]:
+        """The genre's most popular songs the model has not seen, cached per model and
+        catalog snapshot (a scan of the genre per request would grow with the catalog)."""
+        key = (id(catalog), catalog.versions, bundle.name, bundle.version)
+        if self._fresh_key != key:
+            self._fresh_key, self._fresh = key, {}
+        fresh = self._fresh.get(genre)
+        if fresh is None:
+            fresh = [s for s in catalog.by_genre.get(genre, []) if not bundle.knows_song(s)][:50]
+            self._fresh[genre] = fresh
+        return fresh
 
     def _rank(
         self,

@@ -109,6 +109,7 @@ class OnlineFeatures:
         # reads run here so a slow one can be abandoned at the budget
         self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="feast-read")
         self._down_until = 0.0
+        self._views: dict[str, Any] = {}
 
     def read(self, refs: list[str], rows: list[dict[str, str]]) -> dict[str, list[Any]] | None:
         """Columns of ``refs`` (full names, ``view__feature``) for ``rows``; None if skipped."""
@@ -129,6 +130,56 @@ class OnlineFeatures:
             log.warning("Feast online read failed (%s): answering without features", error)
             return None
 
+    def read_entity(self, refs: list[str], join_key: str, value: str) -> dict[str, Any] | None:
+        """One entity's features (full names) straight from the online store, within budget.
+
+        The same read as ``get_online_features`` for a single entity, through the online
+        store's own ``online_read`` (Feast's Redis format, the view's TTL): without the
+        SDK's per-call planning, which costs more than the read itself. None if skipped.
+        """
+        if self.store is None or not refs or time.monotonic() < self._down_until:
+            return None
+        future = self._pool.submit(self._read_entity, refs, join_key, value)
+        try:
+            return future.result(timeout=self.budget_s)
+        except FutureTimeout:
+            log.info("a feature read took over %.0f ms: skipped", self.budget_s * 1000)
+            return None
+        except Exception as error:
+            self._down_until = time.monotonic() + RETRY_AFTER_S
+            log.warning("Feast online read failed (%s): answering without features", error)
+            return None
+
+    def _read_entity(self, refs: list[str], join_key: str, value: str) -> dict[str, Any]:
+        from datetime import UTC, datetime
+
+        from feast.protos.feast.types.EntityKey_pb2 import EntityKey
+        from feast.protos.feast.types.Value_pb2 import Value
+        from feast.type_map import feast_value_type_to_python_type
+
+        by_view: dict[str, list[str]] = {}
+        for ref in refs:
+            view, feature = ref.split(":", 1)
+            by_view.setdefault(view, []).append(feature)
+        key = EntityKey(join_keys=[join_key], entity_values=[Value(string_val=value)])
+        provider = self.store._get_provider()
+        out: dict[str, Any] = {}
+        now = datetime.now(UTC)
+        for view_name, features in by_view.items():
+            view = self._views.get(view_name)
+            if view is None:
+                view = self._views[view_name] = self.store.get_feature_view(view_name)
+            [(stamp, values)] = provider.online_read(self.store.config, view, [key], features)
+            fresh = values is not None and (
+                not view.ttl or stamp is None or _utc(stamp) + view.ttl >= now
+            )
+            for feature in features:
+                raw = values.get(feature) if fresh else None
+                out[f"{view_name}__{feature}"] = (
+                    None if raw is None else feast_value_type_to_python_type(raw)
+                )
+        return out
+
     def read_now(self, refs: list[str], rows: list[dict[str, str]]) -> dict[str, list[Any]]:
         """The same read without a budget, for the background warm-up (raises on failure)."""
         if self.store is None:
@@ -139,3 +190,9 @@ class OnlineFeatures:
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _utc(stamp):
+    from datetime import UTC
+
+    return stamp if stamp.tzinfo is not None else stamp.replace(tzinfo=UTC)

@@ -15,6 +15,7 @@ from deltalake import write_deltalake
 from fastapi.testclient import TestClient
 from redis import Redis
 
+from encore import keys
 from encore.settings import Settings
 from encore.tables import ARTIST_POPULARITY, LISTENER_ACTIVITY, SONG_ACTIVITY, Table
 from encore.tokens import issue_token
@@ -170,6 +171,7 @@ def world(platform: Settings, tmp_path_factory) -> World:
 def test_the_ranker_orders_over_online_features(world: World) -> None:
     user = next(u for u, row in world.listeners.items() if row["allow_explicit"])
     headers = {"Authorization": f"Bearer {issue_token(world.settings, user)}"}
+    Redis.from_url(world.settings.redis.effective_url).delete(keys.recent_key(user))  # no session
     with TestClient(create_app(world.settings)) as client:
         body = client.get("/api/v1/recommendations/for-you?limit=10", headers=headers).json()
     assert body["ranker"] == "1" and body["degraded"] == [], body
