@@ -24,7 +24,7 @@ from encore.errors import EncoreError
 from encore.flinkenv import flink_command, flink_env
 from encore.settings import Settings
 from encore.tables import PLAY_EVENTS, PLAY_EVENTS_REJECTED
-from pipelines.ingest.state import GROUP_ID, checkpoints_dir
+from pipelines.ingest.state import GROUP_ID, checkpoints_dir, checkpoints_root
 
 NAME = "ingest"
 MODULE = "pipelines.ingest.job"
@@ -66,6 +66,11 @@ def prune_checkpoints(settings: Settings, keep: Path | None) -> None:
     ``start`` restores from those and prunes this one.
     """
     root = checkpoints_dir(settings)
+    # other state versions' checkpoints (and the layout before versions) can never be
+    # restored by this job: see state.state_version
+    for other in checkpoints_root(settings).glob("*"):
+        if other != root:
+            shutil.rmtree(other, ignore_errors=True)
     if not root.is_dir():
         return
     for job_dir in root.iterdir():

@@ -6,6 +6,7 @@ these names from here, so none of them imports another for a constant.
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 from encore.settings import Settings
@@ -14,8 +15,29 @@ GROUP_ID = "encore-ingest"
 """The job's Kafka consumer group: its source commits offsets here on each checkpoint."""
 
 
-def checkpoints_dir(settings: Settings) -> Path:
+def state_version() -> str:
+    """A fingerprint of the rows the job keeps in Flink state (bronze's columns and types).
+
+    Flink refuses to restore a checkpoint whose row serializer differs from the job's (a
+    column added to bronze, such as ``variant``, would loop the job on a
+    ``StateMigrationException``). So each version keeps its checkpoints apart: a job whose
+    columns changed finds no checkpoint of its own and resumes after the offsets committed
+    to Delta (``control.resume_offsets``). Its de-duplication state then starts empty, which
+    costs nothing lasting: silver de-duplicates over all history by event id.
+    """
+    from encore.tables import PLAY_EVENTS
+
+    columns = ";".join(f"{c.name}:{c.dtype}:{c.nullable}" for c in PLAY_EVENTS.columns)
+    return hashlib.sha256(columns.encode()).hexdigest()[:12]
+
+
+def checkpoints_root(settings: Settings) -> Path:
     return settings.home / "flink" / "checkpoints"
+
+
+def checkpoints_dir(settings: Settings) -> Path:
+    """This state version's checkpoints (see :func:`state_version`)."""
+    return checkpoints_root(settings) / f"state-{state_version()}"
 
 
 def commits_log(settings: Settings) -> Path:
