@@ -63,6 +63,7 @@ class Stream:
                 "kafka_partition": [0] * rows,
                 "kafka_offset": offsets,
                 "ingested_at": [start] * rows,
+                "variant": [None] * rows,
             }
         )
 

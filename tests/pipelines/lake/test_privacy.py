@@ -68,6 +68,7 @@ def plays(offsets: range, day: date) -> dict[str, list]:
         "kafka_partition": [0] * n,
         "kafka_offset": list(offsets),
         "ingested_at": [start] * n,
+        "variant": [None] * n,
     }
 
 
