@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
@@ -113,22 +114,12 @@ class OnlineFeatures:
 
     def read(self, refs: list[str], rows: list[dict[str, str]]) -> dict[str, list[Any]] | None:
         """Columns of ``refs`` (full names, ``view__feature``) for ``rows``; None if skipped."""
-        if self.store is None or not refs or time.monotonic() < self._down_until:
-            return None
-        future = self._pool.submit(
+        return self._within_budget(
+            refs,
             lambda: self.store.get_online_features(
                 features=refs, entity_rows=rows, full_feature_names=True
-            ).to_dict()
+            ).to_dict(),
         )
-        try:
-            return future.result(timeout=self.budget_s)
-        except FutureTimeout:
-            log.info("a feature read took over %.0f ms: skipped", self.budget_s * 1000)
-            return None
-        except Exception as error:
-            self._down_until = time.monotonic() + RETRY_AFTER_S
-            log.warning("Feast online read failed (%s): answering without features", error)
-            return None
 
     def read_entity(self, refs: list[str], join_key: str, value: str) -> dict[str, Any] | None:
         """One entity's features (full names) straight from the online store, within budget.
@@ -137,9 +128,13 @@ class OnlineFeatures:
         store's own ``online_read`` (Feast's Redis format, the view's TTL): without the
         SDK's per-call planning, which costs more than the read itself. None if skipped.
         """
+        return self._within_budget(refs, lambda: self._read_entity(refs, join_key, value))
+
+    def _within_budget(self, refs: list[str], read: Callable[[], Any]) -> Any:
+        """``read()`` on the pool, abandoned at the budget; None if skipped or failing."""
         if self.store is None or not refs or time.monotonic() < self._down_until:
             return None
-        future = self._pool.submit(self._read_entity, refs, join_key, value)
+        future = self._pool.submit(read)
         try:
             return future.result(timeout=self.budget_s)
         except FutureTimeout:
