@@ -496,6 +496,13 @@ def main() -> None:
     parser.add_argument("--listeners", type=int, default=None)
     parser.add_argument("--songs", type=int, default=None)
     parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument(
+        "--also-concurrency",
+        type=int,
+        default=2,
+        help="a second pair of runs (bare and for-you) at this concurrency: latency with "
+        "little queueing (0: none)",
+    )
     parser.add_argument("--duration", type=float, default=None, help="seconds per run")
     parser.add_argument("--workers", type=int, default=1, help="uvicorn workers, both servers")
     parser.add_argument("--seed", type=int, default=7)
@@ -584,9 +591,13 @@ def main() -> None:
             fixed = song_ids[:LIMIT]
             with bare_server(args.workers, fixed) as bare:
                 say(f"bare endpoint: {args.concurrency} connections, {duration:.0f} s")
-                results["bare"] = run_load(
-                    loadgen, write_targets(work, "bare", bare, tokens), args.concurrency, duration
-                )
+                bare_targets = write_targets(work, "bare", bare, tokens)
+                results["bare"] = run_load(loadgen, bare_targets, args.concurrency, duration)
+                if args.also_concurrency:
+                    say(f"bare endpoint: {args.also_concurrency} connections, {duration:.0f} s")
+                    results["bare_low"] = run_load(
+                        loadgen, bare_targets, args.also_concurrency, duration
+                    )
             from encore import services
 
             with services.running(settings, "serving"):
@@ -601,6 +612,11 @@ def main() -> None:
                 results["for_you"] = run_load(
                     loadgen, targets, args.concurrency, duration, FULL_ANSWER
                 )
+                if args.also_concurrency:
+                    say(f"for-you: {args.also_concurrency} connections, {duration:.0f} s")
+                    results["for_you_low"] = run_load(
+                        loadgen, targets, args.also_concurrency, duration, FULL_ANSWER
+                    )
                 say(f"for-you while the champion moves to version {second}")
                 # long enough for the load of the new version, however short the other runs
                 results["swap"] = swap_under_load(
@@ -616,22 +632,28 @@ def report(results: dict, args, load_before: float, out: Path) -> None:
     bare, for_you, swap = results["bare"], results["for_you"], results["swap"]
     feast = results["feast_online_read"]
     print(
-        f"\n{'run':<34} {'requests':>9} {'errors':>6} {'req/s':>8} {'p50 ms':>7} "
+        f"\n{'run':<40} {'requests':>9} {'errors':>6} {'req/s':>8} {'p50 ms':>7} "
         f"{'p99 ms':>7} {'full':>5} {'load':>5}"
     )
-    for name, row in (
-        ("bare FastAPI, fixed list", bare),
-        ("for-you", for_you),
-        (f"for-you, swap to v{swap['new_version']}", swap),
-    ):
+    rows = [
+        (f"bare FastAPI, fixed list, c={args.concurrency}", bare),
+        (f"for-you, c={args.concurrency}", for_you),
+    ]
+    if "bare_low" in results:
+        rows += [
+            (f"bare FastAPI, fixed list, c={args.also_concurrency}", results["bare_low"]),
+            (f"for-you, c={args.also_concurrency}", results["for_you_low"]),
+        ]
+    rows.append((f"for-you, swap to v{swap['new_version']}, c={args.concurrency}", swap))
+    for name, row in rows:
         # full: the share of answers not degraded (ranker and features within budget)
         full = f"{row['full_answers_share']:.0%}" if "full_answers_share" in row else "-"
         print(
-            f"{name:<34} {row['requests']:>9,} {row['errors']:>6} {row['requests_per_s']:>8,.0f} "
+            f"{name:<40} {row['requests']:>9,} {row['errors']:>6} {row['requests_per_s']:>8,.0f} "
             f"{row['p50_ms']:>7.2f} {row['p99_ms']:>7.2f} {full:>5} {row['load_1m_after']:>5.1f}"
         )
     print(
-        f"{'Feast online read, one listener':<34} {feast['reads']:>9,} {'':>6} {'':>8} "
+        f"{'Feast online read, one listener':<40} {feast['reads']:>9,} {'':>6} {'':>8} "
         f"{feast['p50_ms']:>7.2f} {feast['p99_ms']:>7.2f}"
     )
     ratio = for_you["requests_per_s"] / bare["requests_per_s"]
@@ -664,6 +686,7 @@ def report(results: dict, args, load_before: float, out: Path) -> None:
             "load_average_at_end": os.getloadavg(),
         },
         "concurrency": args.concurrency,
+        "also_concurrency": args.also_concurrency,
         "workers": args.workers,
         "limit": LIMIT,
         **results,
