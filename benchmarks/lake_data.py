@@ -134,6 +134,7 @@ def write_dims(settings, shape: Shape, seed: int) -> dict[str, int]:
                 "duration_ms": song_durations_ms(shape.songs, seed),
                 "release_date": [date(2020, 1, 1)] * shape.songs,
                 "explicit": rng.random(shape.songs) < 0.1,
+                "territories": [list(COUNTRIES)] * shape.songs,  # licensed where listened
                 "popularity": rng.random(shape.songs),
                 "created_at": [created] * shape.songs,
                 "updated_at": [created] * shape.songs,
@@ -229,6 +230,7 @@ def _record_batch(day: date, chunk: dict, schema: pa.Schema) -> pa.RecordBatch:
             "kafka_partition": (chunk["offset"] % 6).astype(np.int32),
             "kafka_offset": chunk["offset"],
             "ingested_at": _timestamps(chunk["ingested"]),
+            "variant": pa.nulls(size, pa.string()),  # no A/B test in these plays
         },
         schema=schema,
     )
