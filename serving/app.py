@@ -226,8 +226,10 @@ def create_app(settings: Settings | None = None, recommender: Recommender | None
     """The service; ``recommender`` given (tests) replaces the one built at start-up."""
     settings = settings or get_settings()
     from encore.tokens import check_token_secrets
+    from serving.bundle import quiet_artifact_downloads
 
     check_token_secrets(settings)
+    quiet_artifact_downloads()
     app = FastAPI(
         title="Encore recommendations",
         version="1",

@@ -11,6 +11,7 @@ whole, never a mix, and never waits for a load.
 from __future__ import annotations
 
 import logging
+import os
 import tempfile
 import threading
 from dataclasses import dataclass, field
@@ -154,6 +155,11 @@ class ModelBundle:
         return similar[:n]
 
 
+def quiet_artifact_downloads() -> None:
+    """No MLflow download progress bars: a service's and a batch job's logs stay readable."""
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
+
 def load_bundle(client: MlflowClient, name: str, version: str) -> ModelBundle:
     """Download and load one registered version (model, ids, training rows, FAISS index).
 
@@ -163,6 +169,8 @@ def load_bundle(client: MlflowClient, name: str, version: str) -> ModelBundle:
     import mlflow
     import scipy.sparse as sp
     from mlflow.exceptions import MlflowException
+
+    quiet_artifact_downloads()
 
     from models.base import Recommender
     from models.index import ItemIndex, ItemIndexError

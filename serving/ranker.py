@@ -61,6 +61,16 @@ def _float(value: Any) -> float:
     return np.nan if value is None else float(value)
 
 
+def _floats(values: list[Any]) -> np.ndarray | list[float]:
+    """A column as floats: numpy's C conversion when nothing is missing, else per value."""
+    if None not in values:
+        try:
+            return np.asarray(values, dtype=np.float64)
+        except (TypeError, ValueError):
+            pass
+    return [_float(v) for v in values]
+
+
 def _same(a: Any, b: Any) -> float:
     """1/0 when both are known, missing otherwise (polars' null equality, as trained)."""
     return np.nan if a is None or b is None else float(a == b)
@@ -99,15 +109,20 @@ def ranker_matrix(
             values = derived[name]
         elif name in columns:
             values = columns[name]
-        elif name in listener:
-            values = [listener[name]] * rows
+        elif name in listener:  # one value for every row
+            value = listener[name]
+            if name in codes:
+                matrix[:, j] = np.nan if value is None else codes[name].get(str(value), np.nan)
+            else:
+                matrix[:, j] = _float(value)
+            continue
         else:
             continue  # unknown here: missing, as LightGBM was told at training
         if name in codes:
             known = codes[name]
             matrix[:, j] = [np.nan if v is None else known.get(str(v), np.nan) for v in values]
         else:
-            matrix[:, j] = [_float(v) for v in values]
+            matrix[:, j] = _floats(values)
     return matrix
 
 
