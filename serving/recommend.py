@@ -54,7 +54,7 @@ SOURCE_WEIGHTS = {
     "content": 0.3,
     "popular": 0.2,
 }
-SESSION_GENRE_LIFT = 0.3
+SESSION_GENRE_LIFT = 0.6
 """Added to a song of the session's genres, times that genre's share of the session."""
 SESSION_SEEDS = 5
 """Songs of the session whose neighbours become candidates."""
