@@ -17,6 +17,7 @@ from rich.table import Table
 
 from encore import logs, parts, services
 from encore.errors import EncoreError
+from encore.services.airflow import api_url as airflow_api_url
 from encore.settings import Settings, SettingsError, get_settings
 
 app = typer.Typer(
@@ -248,6 +249,7 @@ def urls() -> None:
     table.add_row("PostgreSQL", settings.postgres.effective_dsn)
     table.add_row("Delta lake", settings.lake_root)
     table.add_row("Streaming API docs", f"http://{settings.api.host}:{settings.api.port}/docs")
+    table.add_row("Airflow UI (encore up airflow)", airflow_api_url(settings))
     table.add_row("Logs", str(settings.home / "logs"))
     Console().print(table)
 

@@ -49,12 +49,13 @@ DEFAULT_PORTS = {
     "mlflow": 15000,
     "api": 18000,
     "serving": 18001,
+    "airflow": 18080,
 }
 
 
 ENV_PREFIX = "ENCORE_"
-NOT_SETTINGS = frozenset({"ENCORE_SETUP_AIRFLOW"})
-"""``ENCORE_*`` variables read by scripts (``infra/setup.sh``), not settings."""
+NOT_SETTINGS = frozenset({"ENCORE_SETUP_AIRFLOW", "ENCORE_CLI", "ENCORE_DAG_RETRIES"})
+"""``ENCORE_*`` variables read by scripts (``infra/setup.sh``, ``dags/``), not settings."""
 
 
 class SettingsError(ConfigurationError, ValueError):
@@ -202,6 +203,9 @@ class LakeSettings(Section):
     pseudonym_secret: SecretStr = SecretStr("dev-lake-pseudonym-secret-change-me-32b")
     """HMAC key of the ``listener_key`` pseudonyms in analytics tables (they carry no raw
     user ids) and of the erasure log's subject; refused outside development while default."""
+    privacy_deadline_hours: Positive = 72
+    """A queued erasure or export request must be done within this long of its arrival
+    (the ``privacy_requests`` DAG processes the queue and fails loudly on one overdue)."""
 
 
 class SparkSettings(Section):
@@ -210,6 +214,36 @@ class SparkSettings(Section):
     driver_memory: str = "2g"
     shuffle_partitions: Positive = 8
     ui_enabled: bool = False
+
+
+class AirflowSettings(Section):
+    """The scheduler of the batch platform (``encore up airflow``; DAGs in ``dags/``).
+
+    Embedded: API server, scheduler and DAG processor with the LocalExecutor, metadata in
+    the platform's PostgreSQL (database ``database``). Beyond one machine: ``executor``
+    ``CeleryExecutor`` or ``KubernetesExecutor`` and ``sql_alchemy_conn`` of a managed
+    PostgreSQL (docs/airflow.md).
+    """
+
+    host: str = "127.0.0.1"
+    port: Port = DEFAULT_PORTS["airflow"]
+    database: str = "airflow"
+    """Database of Airflow's metadata on the platform's PostgreSQL."""
+    sql_alchemy_conn: SecretStr = SecretStr("")
+    """Airflow's metadata database URL; empty means ``database`` on Encore's PostgreSQL."""
+    executor: str = "LocalExecutor"
+    parallelism: Positive = 2
+    """Task instances running at once across every DAG: one per core here."""
+    max_active_tasks_per_dag: Positive = 2
+    dag_file_timeout_s: Positive = 30
+    """A DAG file taking longer than this to parse fails to load (nothing heavy at parse)."""
+    venv: str = ""
+    """Airflow's own environment; empty means ``infra/envs/airflow/.venv`` in the checkout."""
+    jwt_secret: SecretStr = SecretStr("dev-airflow-jwt-secret-change-me-32-bytes")
+    """Signs the tokens between Airflow's components (task execution API); one value for
+    all of them. Refused outside development while default."""
+    admin_password: SecretStr = SecretStr("")
+    """Password of the UI's ``admin`` user; empty in development: every visitor is admin."""
 
 
 class FlinkSettings(Section):
@@ -448,6 +482,7 @@ class Settings(BaseSettings):
     lake: LakeSettings = Field(default_factory=LakeSettings)
     spark: SparkSettings = Field(default_factory=SparkSettings)
     flink: FlinkSettings = Field(default_factory=FlinkSettings)
+    airflow: AirflowSettings = Field(default_factory=AirflowSettings)
     events: EventsSettings = Field(default_factory=EventsSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
     catalog: CatalogSettings = Field(default_factory=CatalogSettings)
@@ -490,6 +525,11 @@ class Settings(BaseSettings):
     @property
     def features_repo(self) -> Path:
         return Path(self.features.repo) if self.features.repo else self.home / "features"
+
+    @property
+    def airflow_bin(self) -> Path:
+        default = REPO_ROOT / "infra/envs/airflow/.venv"
+        return (Path(self.airflow.venv) if self.airflow.venv else default) / "bin"
 
     @property
     def flink_python(self) -> Path:

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator
 
 from encore import supervisor
 from encore.errors import ConfigurationError, ServiceError
-from encore.services import kafka, mlflow, postgres, redis
+from encore.services import airflow, kafka, mlflow, postgres, redis
 from encore.services.base import (
     Service,
     ServiceStatus,
@@ -51,7 +51,16 @@ __all__ = [
     "up",
 ]
 
-CORE: tuple[Service, ...] = (postgres.SERVICE, redis.SERVICE, kafka.SERVICE, mlflow.SERVICE)
+CORE: tuple[Service, ...] = (
+    postgres.SERVICE,
+    redis.SERVICE,
+    kafka.SERVICE,
+    mlflow.SERVICE,
+    # started by name (`encore up airflow`), not with the core platform
+    airflow.SCHEDULER,
+    airflow.DAG_PROCESSOR,
+    airflow.API_SERVER,
+)
 
 
 def registry() -> dict[str, Service]:
