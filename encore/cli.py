@@ -254,10 +254,17 @@ def urls() -> None:
     Console().print(table)
 
 
+def _register_scheduling() -> None:
+    from encore.scheduling_cli import airflow_app
+
+    app.add_typer(airflow_app, name="airflow")
+
+
 def _register_parts() -> None:
     for part in parts.load_parts():
         if part.commands:
             part.commands(app)
 
 
+_register_scheduling()
 _register_parts()
