@@ -162,7 +162,7 @@ def demo(
         services.up(settings, report=_report)
         console.rule("smoke checks")
         ok = _run_smoke(settings)
-        for step in parts.demo_steps(parts.load_parts()) if ok else []:
+        for step in _demo_steps() if ok else []:
             console.rule(step.title)
             step.run(settings)
         urls()
@@ -177,6 +177,16 @@ def demo(
         console.print(f"[dim]details in {logs.log_path(settings.home)}[/dim]")
         raise typer.Exit(code=1)
     console.print("[green]demo finished[/green]")
+
+
+def _demo_steps() -> list[parts.DemoStep]:
+    """Every part's demo steps and the core's own (the scheduled platform, last)."""
+    from encore.scheduling_cli import DEMO_STEP
+
+    return sorted(
+        [*parts.demo_steps(parts.load_parts()), DEMO_STEP],
+        key=lambda step: (step.order, step.title),
+    )
 
 
 def _run_smoke(settings: Settings) -> bool:

@@ -114,3 +114,8 @@ def _metadata_dsn(settings: Settings) -> str:
     url = airflow.metadata_url(settings)
     driver, sep, rest = url.partition("://")
     return f"postgresql://{rest}" if sep and driver.startswith("postgresql") else url
+
+
+DAY_OF_DAGS = ("lake_daily", "features_daily", "train_recommenders", "lake_maintenance")
+"""The daily platform in the order a day's data flows (the schedule chains them by assets);
+``privacy_requests`` runs hourly on its own."""

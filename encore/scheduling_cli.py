@@ -8,7 +8,14 @@ instead of assembling that environment by hand.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import typer
+
+from encore.parts import DemoStep
+
+if TYPE_CHECKING:
+    from encore.settings import Settings
 
 airflow_app = typer.Typer(
     help="Airflow with this platform's settings: run a DAG once, or any Airflow command.",
@@ -85,3 +92,43 @@ def run(
     console.print(f"log: {log}")
     if not result.succeeded:
         raise typer.Exit(code=1)
+
+
+def _demo_step(settings: Settings) -> None:
+    """Airflow up (the UI), then the day's DAGs once on the demo's data, with their states."""
+    import time
+    from datetime import UTC, datetime
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from encore import scheduling, services
+    from encore.errors import EncoreError
+    from encore.services import airflow
+
+    console = Console(stderr=True)
+    services.up(settings, ["airflow"], report=lambda message: console.print(f"  {message}"))
+    now = datetime.now(UTC)
+    day = now.date()  # the demo's simulated plays happened today
+    table = Table("DAG", "logical date", "state", "tasks", "seconds", title="the day's DAGs")
+    failed = []
+    runs = [(dag_id, scheduling.logical_date_for(day)) for dag_id in scheduling.DAY_OF_DAGS]
+    runs.append(("privacy_requests", now.replace(minute=0, second=0, microsecond=0).isoformat()))
+    for dag_id, logical_date in runs:
+        started = time.monotonic()
+        with console.status(f"{dag_id} for {logical_date}"):
+            result = scheduling.run_dag(settings, dag_id, logical_date)
+        log = settings.home / "logs" / f"dag-{dag_id}.log"
+        log.write_text(result.output)
+        states = list(result.tasks.values())
+        done = f"{states.count('success')}/{len(states)} succeeded"
+        table.add_row(dag_id, logical_date, result.state, done, f"{time.monotonic() - started:.0f}")
+        if not result.succeeded:
+            failed.append(f"{dag_id} ({log})")
+    Console().print(table)
+    console.print(f"Airflow UI: {airflow.api_url(settings)} (DAG logs under logs/airflow)")
+    if failed:
+        raise EncoreError("DAG runs failed: " + ", ".join(failed))
+
+
+DEMO_STEP = DemoStep(30, "scheduling: the day's DAGs through Airflow", _demo_step)
