@@ -25,7 +25,7 @@ from sqlalchemy import (
     Table,
     Text,
 )
-from sqlalchemy.dialects.postgresql import TSVECTOR
+from sqlalchemy.dialects.postgresql import JSONB, TSVECTOR
 
 metadata = MetaData()
 
@@ -207,4 +207,38 @@ artist_top_songs = Table(
     ),
     Column("window_days", SmallInteger, nullable=False),
     Column("computed_at", DateTime(timezone=True), nullable=False),
+)
+
+PRIVACY_REQUEST_KINDS = ("erase", "export")
+PRIVACY_REQUEST_OPEN = ("pending", "failed")
+"""A request in one of these states is still to be done (a failed attempt is retried)."""
+
+privacy_requests = Table(
+    "privacy_requests",
+    metadata,
+    Column("request_id", String(36), primary_key=True),
+    Column("kind", String(8), nullable=False, doc="``erase`` or ``export``."),
+    Column(
+        "user_id",
+        String(64),
+        doc="The listener; null once they are erased (then ``subject_hmac`` names them).",
+    ),
+    Column(
+        "subject_hmac",
+        String(64),
+        doc="The erasure log's keyed pseudonym of the listener, set when the id is removed.",
+    ),
+    Column("requested_at", DateTime(timezone=True), nullable=False),
+    Column(
+        "due_at",
+        DateTime(timezone=True),
+        nullable=False,
+        doc="``requested_at`` plus ``lake.privacy_deadline_hours``.",
+    ),
+    Column("status", String(8), nullable=False, server_default="pending"),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("finished_at", DateTime(timezone=True), doc="When the last attempt ended."),
+    Column("result", JSONB, doc="A summary of what was done (counts, never rows)."),
+    Column("export_path", Text, doc="An export's file (mode 0600), until an erasure removes it."),
+    Column("last_error", Text, doc="Why the last attempt failed (the listener's id masked)."),
 )
