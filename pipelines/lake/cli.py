@@ -182,3 +182,9 @@ def export(
         console.print(f"wrote {out}")
     else:
         print(document)
+
+
+# the request queue's commands (request, queue, process) live in their own module
+from pipelines.lake.privacy_cli import register as _register_queue  # noqa: E402
+
+_register_queue(privacy_app)
