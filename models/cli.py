@@ -1,4 +1,5 @@
-"""``encore train`` and ``encore evaluate``: thin commands over :mod:`models`.
+"""``encore train``, ``encore evaluate`` and ``encore models promote|publish-index``: thin
+commands over :mod:`models`.
 
 Heavy imports (implicit, lightfm, faiss, mlflow) happen inside the commands so that
 ``encore --help`` stays fast.
@@ -100,6 +101,18 @@ def train_command(
     seed: int = typer.Option(0, help="Split seed."),
     name: str = typer.Option("", help="Registered model name (default encore-<model>)."),
     register: bool = typer.Option(True, help="Log to MLflow and register the model."),
+    cutoff: str = typer.Option(
+        "", help="Lake snapshot (YYYY-MM-DD) for --dataset lake; default: the latest."
+    ),
+    promote: bool = typer.Option(
+        True, help="Decide the promotion now; --no-promote: challenger only (`models promote`)."
+    ),
+    index: bool = typer.Option(True, help="Build the FAISS index and register it with it."),
+    skip_identical: bool = typer.Option(
+        True,
+        help="Train nothing when a version with the same training key (model, data content, "
+        "cut-off, parameters, seed, code commit) exists; it becomes the challenger again.",
+    ),
 ) -> None:
     """Train, evaluate, index, log and register one model (challenger; champion if better)."""
     from encore.errors import EncoreError
@@ -118,10 +131,71 @@ def train_command(
                 register=register,
                 registered_name=name or None,
                 report=_reporter(status),
+                cutoff=cutoff or None,
+                promote=promote,
+                index=index,
+                skip_identical=skip_identical,
             )
     except (EncoreError, json.JSONDecodeError) as error:
         raise _fail(error) from error
+    if result is None:  # the reporter said which version already holds this training
+        typer.echo(json.dumps({"skipped": True, "registered": None}, indent=2))
+        return
     typer.echo(json.dumps(result.summary(), indent=2, default=str))
+
+
+models_app = typer.Typer(help="The model registry: promotion, published indexes.")
+
+
+@models_app.command("promote")
+def promote_command(
+    name: str = typer.Argument(..., help="Registered model, e.g. encore-als or encore-ranker."),
+    version: str = typer.Option("", help="The version to decide on (default: the challenger)."),
+    force: bool = typer.Option(
+        False, help="Promote whatever the comparison says (an operator's call, recorded)."
+    ),
+) -> None:
+    """Promote the challenger only if it beats the champion on the same data; print and
+    record (version tags ``promotion.decision``, ``promotion``) the decision and why."""
+    from encore.errors import EncoreError
+    from encore.settings import get_settings
+    from models.training import promote_version
+
+    try:
+        with console.status(f"deciding {name}") as status:
+            decided = promote_version(
+                get_settings(), name, version or None, force=force, report=_reporter(status)
+            )
+    except EncoreError as error:
+        raise _fail(error) from error
+    console.print(f"{name} v{decided.version}: {decided.decision}: {escape(decided.reason)}")
+    typer.echo(json.dumps(decided.summary(), indent=2))
+
+
+@models_app.command("publish-index")
+def publish_index_command(
+    name: str = typer.Argument(..., help="Registered model, e.g. encore-als."),
+    alias: str = typer.Option("champion", help="The alias whose version serving loads."),
+) -> None:
+    """Make sure the version behind the alias carries its FAISS index where serving loads
+    it (built from its item vectors if it was registered without)."""
+    from encore.errors import EncoreError
+    from encore.settings import get_settings
+    from models.index import IndexConfig
+    from models.registry import publish_serving_index
+
+    settings = get_settings()
+    try:
+        with console.status(f"publishing the index of {name}@{alias}"):
+            published = publish_serving_index(
+                settings.mlflow.effective_tracking_uri,
+                name,
+                IndexConfig.from_settings(settings),
+                alias,
+            )
+    except EncoreError as error:
+        raise _fail(error) from error
+    typer.echo(published.line())
 
 
 def train_ranker_command(
@@ -198,6 +272,7 @@ def register(app: typer.Typer) -> None:
     app.command("train")(train_command)
     app.command("evaluate")(evaluate_command)
     app.command("train-ranker")(train_ranker_command)
+    app.add_typer(models_app, name="models")
 
 
 PART = Part(

@@ -881,14 +881,21 @@ def register_ranker(
         ServiceError: the tracking server is unreachable, before or during the run.
     """
     from features.definitions import RANKER_SERVICE
-    from models.registry import CHALLENGER, RegisteredVersion, _client, _lineage_tags, git_commit
+    from models.registry import (
+        CHALLENGER,
+        RegisteredVersion,
+        decide_promotion,
+        git_commit,
+        lineage_tags,
+        registry_client,
+    )
     from models.tracking import server_errors
 
     uri = settings.mlflow.effective_tracking_uri
     name = settings.serving.ranker_name
     metric = settings.models.registry_metric
     with server_errors(uri):
-        client = _client(uri)
+        client = registry_client(uri)
         mlflow.set_experiment(EXPERIMENT)
         commit = git_commit()
         tags = {
@@ -899,7 +906,7 @@ def register_ranker(
             "evaluation_fingerprint": fingerprint,
             "feature_service": RANKER_SERVICE,
             "feature_refs": json.dumps(feature_refs(ranker.feature_columns)),
-            **_lineage_tags(lineage),
+            **lineage_tags(lineage),
         }
         with tempfile.TemporaryDirectory() as tmp, mlflow.start_run() as run:
             mlflow.log_params({k: str(v)[:6000] for k, v in params.items()})
@@ -927,58 +934,31 @@ def register_ranker(
         }.items():
             client.set_model_version_tag(name, version, key, str(value))
         client.set_registered_model_alias(name, CHALLENGER, version)
-        promoted, reason = _promote(
-            client, settings, version, float(metrics[metric]), fingerprint, evaluation, catalog
+        decided = decide_promotion(
+            client, name, version, _ranker_rescore(client, name, evaluation, catalog)
         )
-        return RegisteredVersion(name, version, run_id, promoted, reason)
-
-
-def _promote(
-    client: MlflowClient,
-    settings: Settings,
-    version: str,
-    value: float,
-    fingerprint: str,
-    evaluation: pl.DataFrame | None,
-    catalog: int | None,
-) -> tuple[bool, str]:
-    """``models.registry.promote_if_better``'s rule for rankers (whose champion is re-scored
-    by reranking the evaluation frame, not by a recommender's evaluation)."""
-    from models.registry import CHAMPION, current_version
-
-    name, metric = settings.serving.ranker_name, settings.models.registry_metric
-    champion = current_version(client, name, CHAMPION)
-    if champion is None:
-        reason = "first version with a metric: no champion to beat yet"
-    else:
-        if champion.tags.get("evaluation_fingerprint") == fingerprint:
-            champion_value = float(champion.tags[_metric_key(metric)])
-            how = "same evaluation data"
-        else:
-            old = _load_version(client, name, str(champion.version))
-            if evaluation is None or any(c not in evaluation.columns for c in old.feature_columns):
-                reason = (
-                    f"champion v{champion.version} was scored on other evaluation data "
-                    "and cannot be re-scored on this one; not promoted"
-                )
-                client.set_model_version_tag(name, version, "promotion", reason)
-                return False, reason
-            reranked = old.rerank(evaluation)
-            champion_value = evaluate(reranked, "ranker_score", catalog_size=catalog)[metric]
-            how = "champion re-scored on the challenger's evaluation data"
-        if value <= champion_value:
-            reason = (
-                f"{metric} {value:.4f} does not beat champion v{champion.version} "
-                f"{champion_value:.4f} ({how})"
-            )
-            client.set_model_version_tag(name, version, "promotion", reason)
-            return False, reason
-        reason = (
-            f"{metric} {value:.4f} beats champion v{champion.version} {champion_value:.4f} ({how})"
+        return RegisteredVersion(
+            name, version, run_id, decided.promoted, decided.reason, decided.decision
         )
-    client.set_registered_model_alias(name, CHAMPION, version)
-    client.set_model_version_tag(name, version, "promotion", reason)
-    return True, reason
+
+
+def _ranker_rescore(
+    client: MlflowClient, name: str, evaluation: pl.DataFrame | None, catalog: int | None
+):
+    """A :data:`models.registry.Rescore` for rankers: the champion reranks the
+    challenger's evaluation frame when it holds every feature column the champion reads."""
+    metric_rows = evaluation
+
+    def rescore(champion: Any) -> float | None:
+        if metric_rows is None:
+            return None
+        old = _load_version(client, name, str(champion.version))
+        if any(c not in metric_rows.columns for c in old.feature_columns):
+            return None
+        metric = champion.tags.get("metric_name", "ndcg@10")
+        return evaluate(old.rerank(metric_rows), "ranker_score", catalog_size=catalog)[metric]
+
+    return rescore
 
 
 def _load_version(client: MlflowClient, name: str, version: str) -> Ranker:
@@ -1016,13 +996,13 @@ def load_ranker_version(
     Raises:
         ServiceError: the tracking server is unreachable.
     """
-    from models.registry import _client, current_version
+    from models.registry import current_version, registry_client
     from models.tracking import server_errors
 
     uri = settings.mlflow.effective_tracking_uri
     name = settings.serving.ranker_name
     with server_errors(uri):
-        client = _client(uri)
+        client = registry_client(uri)
         version = current_version(client, name, alias)
         if version is None or str(version.version) == unless:
             return None
