@@ -52,16 +52,16 @@ def queue() -> None:
     from datetime import UTC
 
     from rich.console import Console
-    from rich.table import Table
+    from rich.table import Column, Table
 
     from pipelines.lake import privacy_queue
 
     with _queue_engine() as (_, engine):
         requests = privacy_queue.open_requests(engine)
     now = privacy_queue.utc_now()
-    headers = ("request", "kind", "status", "attempts", "requested (UTC)", "due (UTC)")
+    headers = ("kind", "status", "attempts", "requested (UTC)", "due (UTC)", "late by")
     title = f"open privacy requests: {len(requests)}"
-    table = Table(*headers, "late by", "last error", title=title)
+    table = Table(Column("request", no_wrap=True), *headers, "last error", title=title)
     for r in requests:
         late = r.late_by(now)
         table.add_row(
