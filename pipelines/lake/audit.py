@@ -20,6 +20,13 @@ the range, each day whose bronze holds events that silver has not taken in, and
 :func:`plan_with_late_days` starts the daily jobs at the earliest of them, so every day from
 there to the range's end (rolling windows downstream included) sees them.
 
+**Stages**: each job belongs to one of :data:`STAGES` (dims, silver, gold, training,
+features, publish); ``encore lake build --stage S`` runs only the jobs of the stages given,
+in the same order, so running the stages one after the other for a day builds exactly
+what one whole build does. A build without the silver stage finds its late days in the
+audit instead (:func:`rebuilt_days`: silver was rebuilt for a day after this stage's last
+run of it).
+
 **Run id**: one build is one ``run_id``, in ``ops.job_runs`` and in ``ops.quality_results``
 alike. :func:`build` sets it as the *current run* (a context variable) while its jobs run,
 so the quality checks inside a job's write find it without a parameter in every job's
@@ -70,43 +77,79 @@ class RunRecord:
 JobFunction = Callable[["SparkSession", Settings, date], list[RunRecord]]
 
 
+STAGES: tuple[str, ...] = ("dims", "silver", "gold", "training", "features", "publish")
+"""The build's stages, in build order: ``encore lake build --stage S`` runs one or more of
+them (the daily DAG runs one per task, so a failure names its stage)."""
+
+
 @dataclass(frozen=True)
 class Job:
     name: str
     target: str
     """``module:function`` of the job's ``run``, imported only when the job runs."""
+    stage: str | None = None
+    """One of :data:`STAGES` (None: in no stage, so only a whole build runs it)."""
     snapshot: bool = False
     """Copies its sources' current state: runs once per build (for the last day)."""
     reads_next_day: bool = False
     """A day's rows depend on the next day's input too (a session running past midnight
     belongs to the day it started on): a build also re-runs the job for the day before its
     first day, which was built before that next day existed."""
+    needs_spark: bool = True
+    """False for a job that ignores its ``spark`` argument: a build of such jobs only starts
+    no Spark session."""
 
     def load(self) -> JobFunction:
         module, _, function = self.target.partition(":")
         return getattr(importlib.import_module(module), function)
 
 
+_GOLD = "pipelines.lake.gold"
 JOBS: tuple[Job, ...] = (
-    Job("dims", "pipelines.lake.dims:run", snapshot=True),
-    Job("silver_plays", "pipelines.lake.silver:run_plays"),
-    Job("silver_sessions", "pipelines.lake.silver:run_sessions", reads_next_day=True),
-    Job("daily_song_plays", "pipelines.lake.gold.songs:run_daily_song_plays"),
-    Job("artist_top_songs", "pipelines.lake.gold.songs:run_artist_top_songs"),
-    Job("skip_rates", "pipelines.lake.gold.songs:run_skip_rates"),
-    Job("genre_trends", "pipelines.lake.gold.songs:run_genre_trends"),
-    Job("user_daily_listening", "pipelines.lake.gold.listeners:run_user_daily_listening"),
-    Job("daily_active_users", "pipelines.lake.gold.listeners:run_daily_active_users"),
-    Job("retention_cohorts", "pipelines.lake.gold.listeners:run_retention_cohorts"),
-    Job("country_device_breakdown", "pipelines.lake.gold.listeners:run_country_device_breakdown"),
-    Job("training_interactions", "pipelines.lake.training:run"),
-    Job("listener_activity", "features.jobs:run_listener_activity"),
-    Job("song_activity", "features.jobs:run_song_activity"),
-    Job("artist_popularity", "features.jobs:run_artist_popularity"),
+    Job("dims", "pipelines.lake.dims:run", "dims", snapshot=True),
+    Job("silver_plays", "pipelines.lake.silver:run_plays", "silver"),
+    Job("silver_sessions", "pipelines.lake.silver:run_sessions", "silver", reads_next_day=True),
+    Job("daily_song_plays", f"{_GOLD}.songs:run_daily_song_plays", "gold"),
+    Job("artist_top_songs", f"{_GOLD}.songs:run_artist_top_songs", "gold"),
+    Job("skip_rates", f"{_GOLD}.songs:run_skip_rates", "gold"),
+    Job("genre_trends", f"{_GOLD}.songs:run_genre_trends", "gold"),
+    Job("user_daily_listening", f"{_GOLD}.listeners:run_user_daily_listening", "gold"),
+    Job("daily_active_users", f"{_GOLD}.listeners:run_daily_active_users", "gold"),
+    Job("retention_cohorts", f"{_GOLD}.listeners:run_retention_cohorts", "gold"),
+    Job("country_device_breakdown", f"{_GOLD}.listeners:run_country_device_breakdown", "gold"),
+    Job("training_interactions", "pipelines.lake.training:run", "training"),
+    Job("listener_activity", "features.jobs:run_listener_activity", "features"),
+    Job("song_activity", "features.jobs:run_song_activity", "features"),
+    Job("artist_popularity", "features.jobs:run_artist_popularity", "features"),
     # last: only a build whose every table passed its checks publishes (snapshot: the latest)
-    Job("publish_top_songs", "pipelines.lake.publish:run", snapshot=True),
+    Job(
+        "publish_top_songs",
+        "pipelines.lake.publish:run",
+        "publish",
+        snapshot=True,
+        needs_spark=False,
+    ),
 )
 """The build order (see the module docstring)."""
+
+
+def jobs_of(stages: list[str] | None) -> tuple[Job, ...]:
+    """The jobs of ``stages`` in build order (``None`` or empty: every job).
+
+    Raises:
+        ConfigurationError: a stage is not one of :data:`STAGES`.
+    """
+    if not stages:
+        return JOBS
+    unknown = [s for s in stages if s not in STAGES]
+    if unknown:
+        raise ConfigurationError(f"unknown stage(s) {unknown}; known: {', '.join(STAGES)}")
+    return tuple(job for job in JOBS if job.stage in stages)
+
+
+def needs_spark(plan: list[Step]) -> bool:
+    """Whether any job of ``plan`` uses its Spark session."""
+    return any(step.job.needs_spark for step in plan)
 
 
 @dataclass(frozen=True)
@@ -218,8 +261,51 @@ def late_days(settings: Settings, start: date) -> list[LateDay]:
     return late
 
 
+@dataclass(frozen=True)
+class RebuiltDay:
+    """An earlier day whose ``silver.plays`` was rebuilt (late data) after a selected job's
+    last run for it: a build of later stages alone must rebuild it too."""
+
+    day: date
+    silver_built: datetime
+    """When ``silver_plays`` last ran for the day."""
+
+    def reason(self) -> str:
+        return f"{self.day}: silver.plays rebuilt at {self.silver_built:%Y-%m-%d %H:%M:%S}"
+
+
+def rebuilt_days(settings: Settings, start: date, jobs: tuple[Job, ...]) -> list[RebuiltDay]:
+    """For a build of stages after silver (``encore lake build --stage gold``, as the daily
+    DAG runs it after ``--stage silver``): the days in ``lake.late_lookback_days`` before
+    ``start`` whose ``silver_plays`` ran (taking late data in) after the last run of one of
+    ``jobs``' daily jobs for that day, or whose daily job never ran; oldest first.
+
+    The audit (``ops.job_runs``) tells: the silver stage has already taken the late events
+    in, so comparing bronze with silver (:func:`late_days`) would find nothing.
+    """
+    daily = {job.name for job in jobs if not job.snapshot}
+    lookback = settings.lake.late_lookback_days
+    if not daily or not lookback:
+        return []
+    first, last = start - timedelta(days=lookback), start - timedelta(days=1)
+    latest: dict[tuple[str, date], datetime] = {}
+    for run in read_runs(settings).to_pylist():
+        key = (run["job"], run["day"])
+        if first <= run["day"] <= last and (key not in latest or run["finished_at"] > latest[key]):
+            latest[key] = run["finished_at"]
+    rebuilt = []
+    for day in days_between(first, last):
+        silver = latest.get(("silver_plays", day))
+        if silver is None:
+            continue
+        built = [latest.get((name, day)) for name in daily]
+        if None in built or min(built) < silver:
+            rebuilt.append(RebuiltDay(day, silver))
+    return rebuilt
+
+
 def plan_with_late_days(
-    start: date, end: date, late: list[LateDay], jobs: tuple[Job, ...] = JOBS
+    start: date, end: date, late: list[LateDay] | list[RebuiltDay], jobs: tuple[Job, ...] = JOBS
 ) -> list[Step]:
     """The build of ``start`` .. ``end``, its daily jobs starting at the earliest late day
     (snapshot jobs still run once, for ``end``)."""
@@ -227,12 +313,14 @@ def plan_with_late_days(
 
 
 def build(
-    spark: SparkSession,
+    spark: SparkSession | None,
     settings: Settings,
     plan: list[Step],
     on_step: Callable[[Step, list[RunRecord]], None] | None = None,
 ) -> list[RunRecord]:
     """Run ``plan`` in order, appending each run's records to the audit as it finishes.
+
+    ``spark`` may be None when no job of the plan needs it (:func:`needs_spark`).
 
     ``on_step(step, records)`` is called after each run (progress output). Returns every
     record of the build.

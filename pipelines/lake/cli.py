@@ -16,6 +16,12 @@ def build(
     to_day: str | None = typer.Option(
         None, "--to", help="Last day (YYYY-MM-DD); default: today (UTC)."
     ),
+    stage: list[str] | None = typer.Option(
+        None,
+        "--stage",
+        help="Only this stage's jobs (dims, silver, gold, training, features, publish; "
+        "repeatable); default: every stage.",
+    ),
 ) -> None:
     """Build or backfill the lake's tables for a range of days, job by job, with progress."""
     from datetime import UTC, date, datetime
@@ -36,9 +42,13 @@ def build(
         end = date.fromisoformat(to_day) if to_day else datetime.now(UTC).date()
         start = date.fromisoformat(from_day) if from_day else end
         audit.days_between(start, end)  # refuse a reversed range before reading the lake
+        jobs = audit.jobs_of(stage)
         check_pseudonym_secret(settings)  # before a Spark session starts (build checks too)
-        late = audit.late_days(settings, start)
-        plan = audit.plan_with_late_days(start, end, late)
+        if any(job.stage == "silver" for job in jobs):
+            late = audit.late_days(settings, start)
+        else:  # silver has taken any late events in already: the audit says what it rebuilt
+            late = audit.rebuilt_days(settings, start, jobs)
+        plan = audit.plan_with_late_days(start, end, late, jobs)
     except (ValueError, EncoreError) as error:
         console.print(f"[red]error:[/red] {escape(str(error))}", soft_wrap=True)
         raise typer.Exit(code=1) from None
@@ -60,14 +70,66 @@ def build(
             bar.advance(task)
 
         try:
-            spark = create_spark_session(settings, "encore-lake-build")
+            spark = (
+                create_spark_session(settings, "encore-lake-build")
+                if audit.needs_spark(plan)
+                else None
+            )
             try:
                 audit.build(spark, settings, plan, on_step=report)
             finally:
-                spark.stop()
+                if spark is not None:
+                    spark.stop()
         except EncoreError as error:
             console.print(f"[red]error:[/red] {escape(str(error))}", soft_wrap=True)
             raise typer.Exit(code=1) from None
+
+
+@lake_app.command("check")
+def check(
+    day: str = typer.Option(..., "--day", help="The day to check (YYYY-MM-DD)."),
+    stage: list[str] | None = typer.Option(
+        None,
+        "--stage",
+        help="Check the tables of this stage (repeatable); default: silver and gold.",
+    ),
+) -> None:
+    """Run the daily tables' quality checks on a day's rows as written; exit 1 on a failure.
+
+    One line per table; a failed check prints a line naming the table, the day, the check
+    and an example row. Results go to ops.quality_results under a run id of their own.
+    """
+    from datetime import date
+
+    from rich.console import Console
+    from rich.markup import escape
+
+    from encore.engines import create_spark_session
+    from encore.errors import EncoreError
+    from encore.settings import get_settings
+    from pipelines.lake import quality
+
+    console = Console(stderr=True)
+    settings = get_settings()
+    try:
+        checked_day = date.fromisoformat(day)
+        quality.daily_tables(stage)  # refuse an unknown stage before a Spark session starts
+        spark = create_spark_session(settings, "encore-lake-check")
+        try:
+            run_id, verdicts = quality.check_written(spark, settings, checked_day, stage)
+        finally:
+            spark.stop()
+    except (ValueError, EncoreError) as error:
+        console.print(f"[red]error:[/red] {escape(str(error))}", soft_wrap=True)
+        raise typer.Exit(code=1) from None
+    for verdict in verdicts:
+        console.print(escape(verdict.describe()), soft_wrap=True, highlight=False)
+    failures = [line for verdict in verdicts for line in verdict.failures()]
+    for line in failures:
+        console.print(escape(line), soft_wrap=True, highlight=False, style="red")
+    console.print(f"results in ops.quality_results, run {run_id}")
+    if failures:
+        raise typer.Exit(code=1)
 
 
 @lake_app.command("maintain")

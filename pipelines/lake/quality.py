@@ -7,7 +7,9 @@ Output: one row per check in ``ops.quality_results`` (``encore.tables.QUALITY_RE
 the build's run id, table, day, check, passed, rows checked, failing rows, an example), then a
 :class:`QualityError` naming the table, the day, every failing check and an example row
 when any failed, so the day is not written and nothing after it in the build runs (the
-publish step is last). Schedule: inside every daily job's write, in ``encore lake build``.
+publish step is last). Schedule: inside every daily job's write, in ``encore lake build``;
+and again on the rows as written (:func:`check_written`, ``encore lake check --day D``),
+the daily DAG's gate before it publishes.
 
 One Spark action per table and day: every row check becomes a failure flag per row (a
 window count for ``Unique``, a left join to the dimension's keys for ``KnownTo``), and one
@@ -43,8 +45,8 @@ from encore.checks import (
 )
 from encore.errors import EncoreError
 from encore.settings import Settings
-from encore.tables import QUALITY_RESULTS, Table, get_table
-from pipelines.lake.audit import current_run_id
+from encore.tables import QUALITY_RESULTS, TABLES, Table, get_table
+from pipelines.lake.audit import current_run, current_run_id, jobs_of
 from pipelines.lake.pseudonyms import listener_key
 
 if TYPE_CHECKING:
@@ -99,6 +101,85 @@ def enforce(
             f"{table.qualified_name} {day}: {len(failed)} of {len(results)} quality checks "
             f"failed, the day was not written: " + "; ".join(r.describe() for r in failed)
         )
+
+
+CHECKED_STAGES = ("silver", "gold")
+"""What ``encore lake check`` checks by default: the tables the top songs are built from."""
+
+
+@dataclass(frozen=True)
+class WrittenDay:
+    """The verdict of a table's checks on one day's rows as they are in the lake."""
+
+    table: str
+    day: date
+    rows: int
+    results: list[CheckResult]
+
+    @property
+    def passed(self) -> bool:
+        return all(r.passed for r in self.results)
+
+    def describe(self) -> str:
+        """One line: the table, the day, its rows and how many checks passed."""
+        held = f"{self.rows:,} rows" if self.rows else "no rows for the day"
+        passed = sum(r.passed for r in self.results)
+        return f"{self.table} {self.day}: {held}, {passed} of {len(self.results)} checks passed"
+
+    def failures(self) -> list[str]:
+        """One line per failed check, naming the table, the day, the check and an example."""
+        lines = []
+        for r in self.results:
+            if r.passed:
+                continue
+            if r.reconciliation:
+                what = f"the totals differ by {r.failing_rows:,}: {r.example}"
+            else:
+                what = f"{r.failing_rows:,} of {r.rows_checked:,} rows, example {r.example}"
+            lines.append(f"quality check failed: {self.table} {self.day} {r.check}: {what}")
+        return lines
+
+
+def daily_tables(stages: list[str] | None = None) -> list[Table]:
+    """The tables with checks that ``stages``' jobs write a day of (default
+    :data:`CHECKED_STAGES`), in build order.
+
+    Raises:
+        ConfigurationError: an unknown stage.
+    """
+    writers = [job.target for job in jobs_of(list(stages or CHECKED_STAGES))]
+    return [
+        table
+        for writer in writers
+        for table in TABLES.values()
+        if table.writer == writer and table.checks and table.day_column
+    ]
+
+
+def check_written(
+    spark: SparkSession, settings: Settings, day: date, stages: list[str] | None = None
+) -> tuple[str, list[WrittenDay]]:
+    """Evaluate every check of :func:`daily_tables` on ``day``'s rows as the lake holds them
+    (the gate before publishing: what was written, not what a job was about to write), and
+    append the results to ``ops.quality_results`` under a run id of their own.
+
+    A table without rows for the day is checked all the same: its row checks pass, and a
+    reconciliation with its source fails when the source has the day (``silver.plays``
+    empty while bronze holds the day's events is a failure; a quiet day with no events is
+    not). Returns the run id and one verdict per table.
+    """
+    from pyspark.sql import functions as F
+
+    from pipelines.lake.writing import read_table
+
+    verdicts = []
+    with current_run() as run_id:
+        for table in daily_tables(stages):
+            rows = read_table(spark, settings, table).where(F.col(table.day_column) == F.lit(day))
+            results = evaluate(spark, settings, table, rows, day)
+            append_results(settings, table, day, results)
+            verdicts.append(WrittenDay(table.qualified_name, day, results[0].rows_checked, results))
+    return run_id, verdicts
 
 
 def evaluate(
