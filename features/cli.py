@@ -73,16 +73,52 @@ def materialize_command(
         parser=parse_time,
         help="From this time (ISO-8601; default: --end less the snapshot TTL).",
     ),
+    through: str | None = typer.Option(
+        None,
+        "--through",
+        help="Instead of --end: the values known by the end of this day (YYYY-MM-DD), its "
+        "snapshot included (a schedule's run for that day).",
+    ),
 ) -> None:
     """Load the latest feature values into the online store."""
+    from datetime import date, timedelta
+
     from encore.errors import EncoreError
     from encore.settings import get_settings
     from features import store
 
+    if through is not None:
+        if end is not None:
+            raise typer.BadParameter("give --end or --through, not both", param_hint="--through")
+        try:
+            day = date.fromisoformat(through)
+        except ValueError:
+            raise typer.BadParameter(
+                f"expected a day like 2026-04-02, got {through!r}", param_hint="--through"
+            ) from None
+        # a day's snapshot is known at the next day's 00:00 (features.jobs); Feast's end is
+        # exclusive, so one second past it
+        end = datetime(day.year, day.month, day.day, tzinfo=UTC) + timedelta(days=1, seconds=1)
     try:
         store.materialize(get_settings(), end=end, start=start)
     except EncoreError as error:
         raise _fail(error) from None
+    if through is not None:
+        typer.echo(f"online features: values known by the end of {through} (through {end})")
+
+
+@features_app.command("lake-day")
+def lake_day_command() -> None:
+    """Print the newest day the lake's gold tables were built for (YYYY-MM-DD): the day an
+    asset-triggered run (features_daily, train_recommenders) works on. Exit 1 if none."""
+    from encore.settings import get_settings
+    from pipelines.lake.audit import read_runs
+
+    runs = read_runs(get_settings()).to_pylist()
+    days = [r["day"] for r in runs if str(r["table_name"]).startswith("gold.")]
+    if not days:
+        raise _fail(LookupError("the lake has built no gold table yet (ops.job_runs)"))
+    typer.echo(max(days).isoformat())
 
 
 @features_app.command("push")

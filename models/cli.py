@@ -100,6 +100,9 @@ def train_command(
     trials: int = typer.Option(0, help="Optuna trials on a validation split (0: no tuning)."),
     seed: int = typer.Option(0, help="Split seed."),
     name: str = typer.Option("", help="Registered model name (default encore-<model>)."),
+    serving: bool = typer.Option(
+        False, "--serving", help="Register as the model the service serves (serving.model_name)."
+    ),
     register: bool = typer.Option(True, help="Log to MLflow and register the model."),
     cutoff: str = typer.Option(
         "", help="Lake snapshot (YYYY-MM-DD) for --dataset lake; default: the latest."
@@ -119,10 +122,13 @@ def train_command(
     from encore.settings import get_settings
     from models.training import train
 
+    settings = get_settings()
+    if serving:
+        name = name or settings.serving.model_name
     try:
         with console.status(f"training {model}") as status:
             result = train(
-                get_settings(),
+                settings,
                 model,
                 dataset,
                 params=json.loads(params),
@@ -149,7 +155,9 @@ models_app = typer.Typer(help="The model registry: promotion, published indexes.
 
 @models_app.command("promote")
 def promote_command(
-    name: str = typer.Argument(..., help="Registered model, e.g. encore-als or encore-ranker."),
+    name: str = typer.Argument(
+        "", help="Registered model, e.g. encore-ranker (default: the serving model)."
+    ),
     version: str = typer.Option("", help="The version to decide on (default: the challenger)."),
     force: bool = typer.Option(
         False, help="Promote whatever the comparison says (an operator's call, recorded)."
@@ -161,10 +169,12 @@ def promote_command(
     from encore.settings import get_settings
     from models.training import promote_version
 
+    settings = get_settings()
+    name = name or settings.serving.model_name
     try:
         with console.status(f"deciding {name}") as status:
             decided = promote_version(
-                get_settings(), name, version or None, force=force, report=_reporter(status)
+                settings, name, version or None, force=force, report=_reporter(status)
             )
     except EncoreError as error:
         raise _fail(error) from error
@@ -174,7 +184,7 @@ def promote_command(
 
 @models_app.command("publish-index")
 def publish_index_command(
-    name: str = typer.Argument(..., help="Registered model, e.g. encore-als."),
+    name: str = typer.Argument("", help="Registered model (default: the serving model)."),
     alias: str = typer.Option("champion", help="The alias whose version serving loads."),
 ) -> None:
     """Make sure the version behind the alias carries its FAISS index where serving loads
@@ -185,6 +195,7 @@ def publish_index_command(
     from models.registry import publish_serving_index
 
     settings = get_settings()
+    name = name or settings.serving.model_name
     try:
         with console.status(f"publishing the index of {name}@{alias}"):
             published = publish_serving_index(
@@ -214,6 +225,11 @@ def train_ranker_command(
     ),
     seed: int = typer.Option(0, help="Seed of the listener samples and of LightGBM."),
     register: bool = typer.Option(True, help="Log to MLflow and register the ranker."),
+    skip_identical: bool = typer.Option(
+        True,
+        help="Fit nothing when a version was trained on the same ranking data, parameters, "
+        "seed and code; it becomes the challenger again.",
+    ),
 ) -> None:
     """Train the learned ranker on point-in-time Feast features over labelled impressions
     from silver plays; compare it with the candidate model alone; register it."""
@@ -243,9 +259,13 @@ def train_ranker_command(
                 register=register,
                 seed=seed,
                 report=_reporter(status),
+                skip_identical=skip_identical,
             )
     except (EncoreError, ValueError) as error:
         raise _fail(error) from error
+    if result is None:  # the reporter said which version already holds this training
+        typer.echo(json.dumps({"skipped": True, "registered": None}, indent=2))
+        return
     typer.echo(result.table())
     typer.echo(json.dumps(result.summary(), indent=2, default=str))
 

@@ -752,7 +752,8 @@ def train_ranker_on_lake(
     register: bool = True,
     seed: int = 0,
     report: Report = lambda _: None,
-) -> RankerTrainingResult:
+    skip_identical: bool = False,
+) -> RankerTrainingResult | None:
     """Build the point-in-time ranking data, train the ranker, evaluate both orderings on
     the test requests, and (``register``) log and register it.
 
@@ -763,6 +764,10 @@ def train_ranker_on_lake(
             silver holds (:meth:`RankerSplit.spread_over`), for a lake of a few hours.
         config: the first stage; default from the settings (:meth:`CandidateConfig.from_settings`).
         params: LightGBM parameters over :data:`models.ranking.DEFAULT_PARAMS`.
+        skip_identical: with ``register``, fit nothing when a version was trained on the
+            same ranking data (train and test frames' content), parameters, seed and code
+            (its ``training_key`` tag): it is reported, aliased challenger again, and None
+            is returned.
 
     Raises:
         ServiceError: ``register`` and the tracking server is unreachable (asked first).
@@ -794,6 +799,11 @@ def train_ranker_on_lake(
     )
     data = build_ranking_data(settings, split, config, plays, seed, report)
     data.lineage = {**lineage, **data.lineage}
+    key = ""
+    if register:
+        key = ranking_training_key(data, params, seed)
+        if skip_identical and _reuse_version(settings, key, report):
+            return None
     columns = ranker_feature_columns(data.train)
     report(f"training LambdaRank on {data.train.height} rows, {len(columns)} features")
     started = time.perf_counter()
@@ -834,6 +844,7 @@ def train_ranker_on_lake(
             fingerprint=evaluation_fingerprint(data.test),
             evaluation=data.test,
             catalog=data.catalog_size,
+            training_key=key,
         )
         reg = result.registered
         report(
@@ -841,6 +852,39 @@ def train_ranker_on_lake(
             f"{'champion' if reg.promoted else 'not promoted'}: {reg.reason}"
         )
     return result
+
+
+def ranking_training_key(data: RankingData, params: dict[str, Any] | None, seed: int) -> str:
+    """sha256 of what decides a ranker: its train and test frames' content, parameters,
+    seed and the code's commit (equal keys, identical training)."""
+    from models.registry import git_commit
+
+    digest = hashlib.sha256()
+    for frame in (data.train, data.test):
+        rows = frame.sort("query_id", "song_id").hash_rows(seed=0, seed_1=1, seed_2=2, seed_3=3)
+        digest.update(rows.to_numpy().tobytes())
+    described = {"params": params or {}, "seed": seed, "commit": git_commit()}
+    digest.update(json.dumps(described, sort_keys=True, default=str).encode())
+    return digest.hexdigest()
+
+
+def _reuse_version(settings: Settings, key: str, report: Report) -> bool:
+    """Whether a ranker version was trained with ``key``; if so it is the challenger again."""
+    from models.registry import CHALLENGER, find_version, registry_client
+    from models.tracking import server_errors
+
+    uri, name = settings.mlflow.effective_tracking_uri, settings.serving.ranker_name
+    with server_errors(uri):
+        client = registry_client(uri)
+        found = find_version(client, name, "training_key", key)
+        if found is None:
+            return False
+        client.set_registered_model_alias(name, CHALLENGER, str(found.version))
+    report(
+        f"{name} v{found.version} was trained on identical ranking data (training key "
+        f"{key[:12]}): nothing to train; it is the challenger"
+    )
+    return True
 
 
 def _flat(metrics: dict[str, dict[str, float]]) -> dict[str, float]:
@@ -871,6 +915,7 @@ def register_ranker(
     fingerprint: str,
     evaluation: pl.DataFrame | None = None,
     catalog: int | None = None,
+    training_key: str = "",
 ) -> RegisteredVersion:
     """Log one ranker run, register it as ``settings.serving.ranker_name``, alias it
     challenger, and champion under the registry's rule (first version, or beats the champion
@@ -931,6 +976,7 @@ def register_ranker(
             "run_id": run_id,
             **{k: tags[k] for k in ("evaluation_fingerprint", "git_commit", "feature_service")},
             "feature_refs": tags["feature_refs"],
+            "training_key": training_key,
         }.items():
             client.set_model_version_tag(name, version, key, str(value))
         client.set_registered_model_alias(name, CHALLENGER, version)
