@@ -6,8 +6,9 @@ artists x 3 songs), registers the simulated listeners as accounts (so ``dims.use
 them), and writes the simulator's v1 play events for the given days straight into
 ``bronze.play_events`` with delta-rs, as the Flink ingestion job would: the registry's
 schema and partitioning, one Kafka partition with increasing offsets, ``ingested_at`` a few
-seconds after each play ended. Deterministic: the same arguments give the same rows. Nothing
-is built: the lake holds bronze only, ready for ``lake_daily``.
+seconds after each play ended, small commits in the order the plays ended. Deterministic:
+the same arguments give the same rows. Nothing is built: the lake holds bronze only, ready
+for ``lake_daily``.
 """
 
 from __future__ import annotations
@@ -31,6 +32,9 @@ ARTISTS, SONGS_PER_ARTIST, USERS = 10, 3, 30
 SEED = 13
 INGEST_DELAY = timedelta(seconds=5)
 """How long after a play ended the stream committed it to bronze."""
+ROWS_PER_COMMIT = 100
+"""Bronze is written in commits of this many rows, as the stream appends small files (so
+``encore lake maintain`` has files to compact)."""
 ACCOUNTS_CREATED = datetime(2026, 1, 1, tzinfo=UTC)
 
 
@@ -76,7 +80,8 @@ def build_lake_world(
     catalog = read_catalog(settings)
     register_accounts(settings, build_population(config, catalog))
     rows = bronze_rows(generate_events(config, catalog))
-    write_bronze(settings, rows)
+    for first in range(0, len(rows), ROWS_PER_COMMIT):
+        write_bronze(settings, rows[first : first + ROWS_PER_COMMIT])
     return LakeWorld(settings, days, len(rows))
 
 
