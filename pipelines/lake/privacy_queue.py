@@ -45,7 +45,7 @@ from sqlalchemy.exc import OperationalError
 
 from encore.db import create_engine, migrate
 from encore.db.schema import PRIVACY_REQUEST_KINDS, PRIVACY_REQUEST_OPEN, privacy_requests
-from encore.errors import ServiceError
+from encore.errors import ContractError, ServiceError
 from encore.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -175,11 +175,18 @@ def queue_request(
     settings: Settings, engine: Engine, kind: str, user_id: str, now: datetime | None = None
 ) -> tuple[PrivacyRequest, bool]:
     """Queue ``kind`` for ``user_id``: (the request, whether it is new). An open request of
-    the same kind for the same listener is returned instead of a second one."""
+    the same kind for the same listener is returned instead of a second one.
+
+    Raises:
+        ContractError: an unknown kind, or an empty or too long user id.
+    """
     if kind not in PRIVACY_REQUEST_KINDS:
-        raise ValueError(f"privacy request kind {kind!r}: expected one of {PRIVACY_REQUEST_KINDS}")
-    if not user_id:
-        raise ValueError("privacy request: the listener's user id is empty")
+        raise ContractError(
+            f"privacy request kind {kind!r}: expected one of {', '.join(PRIVACY_REQUEST_KINDS)}"
+        )
+    longest = privacy_requests.c.user_id.type.length
+    if not user_id or len(user_id) > longest:
+        raise ContractError(f"privacy request: a user id of 1 to {longest} characters expected")
     requested_at = now or utc_now()
     table = privacy_requests
     statement = (

@@ -21,6 +21,7 @@ from sqlalchemy import delete
 from sqlalchemy.engine import Engine
 
 from encore.db.schema import PRIVACY_REQUEST_KINDS, privacy_requests
+from encore.errors import ContractError
 from encore.settings import Settings, settings_env
 from encore.tables import ERASURES, PLAY_EVENTS
 from pipelines.lake import privacy, privacy_cli
@@ -89,8 +90,10 @@ def test_queueing_returns_the_open_request_and_lists_oldest_due_first(
     assert erase.due_at == now + timedelta(hours=settings.lake.privacy_deadline_hours)
     listed = pq.open_requests(engine)
     assert [r.request_id for r in listed] == [carol.request_id, export.request_id, erase.request_id]
-    with pytest.raises(ValueError, match="delete"):
+    with pytest.raises(ContractError, match="'delete': expected one of erase, export"):
         pq.queue_request(settings, engine, "delete", ALICE)
+    with pytest.raises(ContractError, match="1 to 64 characters"):
+        pq.queue_request(settings, engine, "erase", "x" * 65)
 
 
 def test_processing_exports_then_erases_and_the_queue_forgets_the_listener(
@@ -246,23 +249,26 @@ def test_the_commands_queue_list_and_process(settings: Settings, engine: Engine)
 
     queued = encore("request", "erase", "--user", ALICE)
     assert queued.returncode == 0, queued.stderr
-    [request] = pq.open_requests(engine)
-    due = f"{request.due_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
-    assert queued.stdout == f"{request.request_id} erase queued, due {due}\n"
+    [erase] = pq.open_requests(engine)
+    due = f"{erase.due_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
+    assert queued.stdout == f"{erase.request_id} erase queued, due {due}\n"
+    # and one request already 2 h past its due time
+    old = datetime.now(UTC) - timedelta(hours=settings.lake.privacy_deadline_hours + 2)
+    late, _ = pq.queue_request(settings, engine, "export", CAROL, now=old)
     listed = encore("queue")
-    assert listed.returncode == 0 and request.request_id in listed.stdout, listed.stderr
+    assert listed.returncode == 0, listed.stderr
+    rows = [line for line in listed.stdout.splitlines() if "-" in line[:12]]
+    assert [row.split()[1] for row in rows] == [late.request_id, erase.request_id], listed.stdout
+    assert " 2 h 0 min " in rows[0]
 
     processed = encore("process")
 
-    assert processed.returncode == 0, processed.stderr
-    assert processed.stdout == f"{request.request_id} erase done, due {due}\n"
-    assert "1 processed, 0 failed, 0 late" in processed.stderr
+    # both done, the late one first (oldest due) and named: exit 1
+    assert processed.returncode == 1, processed.stderr
+    late_line, erase_line = processed.stdout.splitlines()
+    assert late_line.startswith(f"{late.request_id} export done, LATE: 2 h ")
+    assert erase_line == f"{erase.request_id} erase done, due {due}"
+    assert "2 processed, 0 failed, 1 late" in processed.stderr
     output = queued.stdout + queued.stderr + listed.stdout + processed.stdout + processed.stderr
-    assert ALICE not in output
+    assert ALICE not in output and CAROL not in output
     assert [r["user_id"] for r in read_rows(settings, PLAY_EVENTS)] == [CAROL]
-    # one overdue request: exit 1, the line names it
-    old = datetime.now(UTC) - timedelta(hours=settings.lake.privacy_deadline_hours + 2)
-    late, _ = pq.queue_request(settings, engine, "export", CAROL, now=old)
-    failed = encore("process")
-    assert failed.returncode == 1
-    assert failed.stdout.startswith(f"{late.request_id} export done, LATE: 2 h ")
