@@ -51,6 +51,7 @@ from streaming_api.routes import (
     me,
     playback_events,
     playlists,
+    privacy_requests,
     search,
     streaming,
 )
@@ -187,6 +188,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(catalog.router, responses=error_responses(401, 404, 422, 503))
     app.include_router(playlists.router, responses=error_responses(401, 404, 413, 422, 503))
     app.include_router(streaming.router, responses=error_responses(401, 404, 422, 503))
+    app.include_router(privacy_requests.router, responses=error_responses(401, 403, 422, 503))
     app.add_exception_handler(EncoreError, handle_encore_error)
     app.add_exception_handler(RequestValidationError, handle_request_validation)
     app.add_exception_handler(HTTPException, handle_http_exception)
