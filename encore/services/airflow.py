@@ -52,6 +52,13 @@ def scheduler_health_port(settings: Settings) -> int:
     return settings.airflow.port + 1
 
 
+def log_server_port(settings: Settings) -> int:
+    """The scheduler's task-log server (for the UI of workers on other hosts) listens two
+    above the API server's port: Airflow's fixed default, 8793, would let a second platform
+    on the machine (tests, another home) take it and keep that scheduler from starting."""
+    return settings.airflow.port + 2
+
+
 def secret_problems(settings: Settings) -> list[str]:
     """Default secrets refused outside development (empty when all is well)."""
     if settings.development:
@@ -97,6 +104,7 @@ def airflow_env(settings: Settings) -> dict[str, str]:
         "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_PORT": str(
             scheduler_health_port(settings)
         ),
+        "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(log_server_port(settings)),
         "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(settings.home / "logs" / "airflow"),
         "AIRFLOW__LOGGING__COLORED_CONSOLE_LOG": "False",
         "AIRFLOW__CORE__AUTH_MANAGER": (
@@ -211,7 +219,10 @@ SCHEDULER = Service(
     healthy=_scheduler_healthy,
     prepare=prepare,
     env=airflow_env,
-    ports=lambda s: {"ENCORE_AIRFLOW__PORT (+1)": scheduler_health_port(s)},
+    ports=lambda s: {
+        "ENCORE_AIRFLOW__PORT (+1)": scheduler_health_port(s),
+        "ENCORE_AIRFLOW__PORT (+2)": log_server_port(s),
+    },
     needs=("postgres",),
     start_timeout_s=240,
 )
