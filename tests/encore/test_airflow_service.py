@@ -21,6 +21,7 @@ from pydantic import SecretStr
 from encore import services, supervisor
 from encore.errors import ConfigurationError
 from encore.services import airflow
+from encore.services.base import port_in_use
 from encore.settings import Settings
 from tests.conftest import free_port, make_platform_home, platform_env
 
@@ -85,6 +86,8 @@ def test_encore_up_airflow_starts_three_healthy_processes(airflow_platform):
         (name, True, True) for name in COMPONENTS
     ]
     assert len({row.pid for row in rows}) == 3
+    # the scheduler's log server on a port of this platform's, not Airflow's fixed 8793
+    assert port_in_use(airflow.log_server_port(airflow_platform.settings))
 
 
 def test_the_api_reports_scheduler_dag_processor_and_database_healthy(airflow_platform):
