@@ -182,6 +182,9 @@ def load_bundle(client: MlflowClient, name: str, version: str) -> ModelBundle:
                 artifact_uri=f"models:/{name}/{version}",
                 dst_path=tmp,
                 tracking_uri=client.tracking_uri,
+                # models:/ is resolved by the registry, which is otherwise MLflow's default
+                # (a sqlite file in the working directory) in a process that set none
+                registry_uri=client._registry_uri,
             )
         )
 
