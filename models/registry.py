@@ -401,6 +401,7 @@ def load_version(
                 artifact_uri=f"models:/{model_name}/{version}",
                 dst_path=tmp,
                 tracking_uri=client.tracking_uri,
+                registry_uri=client._registry_uri,  # else a sqlite file in the cwd
             )
         )
 

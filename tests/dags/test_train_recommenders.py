@@ -19,7 +19,12 @@ from encore.tables import LISTENER_ACTIVITY, SILVER_PLAYS
 from tests.dags.conftest import run_dag
 from tests.dags.recs_world import D2, RUN_DATE, recs_world
 
-pytestmark = [pytest.mark.integration, pytest.mark.spark, pytest.mark.slow]
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.spark,
+    pytest.mark.slow,
+    pytest.mark.timeout(1800),
+]
 
 
 @pytest.fixture(scope="module")

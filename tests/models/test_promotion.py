@@ -115,3 +115,34 @@ def test_register_then_promote_and_identical_training_is_skipped(
     assert client.get_model_version_by_alias(name, "challenger").version == version
     repeated = promote_version(platform, name)
     assert repeated.promoted and _champion(client, name) == version
+
+
+def test_publish_index_builds_a_missing_index_once(
+    platform: Settings, client: MlflowClient, data: InteractionDataset
+) -> None:
+    from models.index import IndexConfig
+    from models.registry import publish_serving_index
+
+    name = f"test-index-{uuid.uuid4().hex[:8]}"
+    trained = train(
+        platform,
+        "als",
+        data,
+        params={"factors": 8, "iterations": 3},
+        registered_name=name,
+        index=False,
+    )
+    run_id = client.get_model_version(name, trained.registered.version).run_id
+    assert not client.list_artifacts(run_id, "faiss")
+    uri = platform.mlflow.effective_tracking_uri
+
+    published = publish_serving_index(uri, name, IndexConfig())
+
+    assert published.built and published.items == data.user_items.shape[1]
+    assert {a.path for a in client.list_artifacts(run_id, "faiss")} >= {
+        "faiss/items.faiss",
+        "faiss/index.json",
+    }
+    assert client.get_model_version(name, published.version).tags["faiss_index"] == published.kind
+    again = publish_serving_index(uri, name, IndexConfig())
+    assert not again.built and again.kind == published.kind and again.items == published.items
