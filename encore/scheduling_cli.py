@@ -107,6 +107,8 @@ def _demo_step(settings: Settings) -> None:
     from encore.services import airflow
 
     console = Console(stderr=True)
+    # like every demo step's children: the demo runs on the built-in development secrets
+    settings = settings.model_copy(update={"development": True})
     services.up(settings, ["airflow"], report=lambda message: console.print(f"  {message}"))
     now = datetime.now(UTC)
     day = now.date()  # the demo's simulated plays happened today
