@@ -4,7 +4,7 @@ UV_RUN := uv run --frozen
 export UV_PYTHON := 3.11
 
 .DEFAULT_GOAL := help
-.PHONY: help setup jars demo test test-unit lint format up down status bench clean
+.PHONY: help setup jars demo test test-backfill test-unit lint format up down status bench clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -20,6 +20,9 @@ demo: setup ## The main job end to end: platform up, smoke run, pipeline demo, p
 
 test: setup ## Run the whole test suite against real services
 	@$(UV_RUN) pytest
+
+test-backfill: setup ## A week of lake_daily backfilled through Airflow vs a direct build (~25 min)
+	@$(UV_RUN) pytest -m backfill tests/dags/test_backfill.py
 
 test-unit: setup ## Only the tests that need no services
 	@$(UV_RUN) pytest -m "not integration and not flink and not spark"

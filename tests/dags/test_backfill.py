@@ -35,7 +35,7 @@ from encore.tables import TRENDING_SONGS, Table, tables_in
 from tests.conftest import free_port
 from tests.dags.lake_world import build_lake_world
 
-pytestmark = [pytest.mark.integration, pytest.mark.spark, pytest.mark.slow]
+pytestmark = [pytest.mark.integration, pytest.mark.spark, pytest.mark.slow, pytest.mark.backfill]
 
 DAYS = [date(2026, 11, 20) + timedelta(days=n) for n in range(7)]
 COMPONENTS = ["airflow-scheduler", "airflow-dag-processor", "airflow"]
