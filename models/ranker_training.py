@@ -861,7 +861,7 @@ def ranking_training_key(data: RankingData, params: dict[str, Any] | None, seed:
 
     digest = hashlib.sha256()
     for frame in (data.train, data.test):
-        rows = frame.sort("query_id", "song_id").hash_rows(seed=0, seed_1=1, seed_2=2, seed_3=3)
+        rows = frame.sort("query_id", "song_id").hash_rows(seed=0)
         digest.update(rows.to_numpy().tobytes())
     described = {"params": params or {}, "seed": seed, "commit": git_commit()}
     digest.update(json.dumps(described, sort_keys=True, default=str).encode())
