@@ -29,12 +29,13 @@ lake_day -> training_dataset -> train_candidates -> promote -> publish_index -> 
   builds the index for a champion registered without (an operator's `--no-index` version).
 - `precompute` = `encore recs precompute`: the active listeners' top lists in Redis
   (`recs:v1:<model>:<user>`) from the champion. Updates `encore://models/champion`.
-- `train_ranker` = `encore train-ranker --split DAY`: the LambdaRank ranker on Feast's
-  point-in-time features, test requests on DAY, training requests the week before; it
-  registers and decides its own promotion with the same rule in the same command (its
-  champion is re-scored by reranking the test requests, which live only in that process).
-  Apart from the candidate branch: a ranker that cannot be trained (a lake of a day or
-  two) fails this task and the run, not the candidate model's publication.
+- `train_ranker` = `encore train-ranker --split DAY --fit-young-lake`: the LambdaRank
+  ranker on Feast's point-in-time features, test requests on DAY, training requests the
+  week before (on a lake younger than that week, the requests are spread over the plays it
+  holds, and the log says so); it registers and decides its own promotion with the same
+  rule in the same command (its champion is re-scored by reranking the test requests,
+  which live only in that process). Apart from the candidate branch: a ranker that cannot
+  be trained fails this task and the run, not the candidate model's publication.
 
 **Schedule**: on the `encore://features/online` asset, i.e. after `features_daily` loaded the
 day's features (the ranker trains on them; the candidate model on the same day's lake).
@@ -104,7 +105,7 @@ def train_recommenders() -> None:
     @task.bash(do_xcom_push=False, execution_timeout=timedelta(hours=2))
     def train_ranker(day: str) -> str:
         """The ranker on point-in-time features; registered, promoted by the same rule."""
-        return encore("train-ranker", "--split", day)
+        return encore("train-ranker", "--split", day, "--fit-young-lake")
 
     day = lake_day()
     dataset = training_dataset(day)

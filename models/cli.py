@@ -223,6 +223,11 @@ def train_ranker_command(
     fit_to_lake: bool = typer.Option(
         False, help="Spread the requests over the plays silver holds (a lake of a few hours)."
     ),
+    fit_young_lake: bool = typer.Option(
+        False,
+        help="As --fit-to-lake, but only when silver holds less history than --days before "
+        "the split (what a schedule on a young lake wants); said when it happens.",
+    ),
     seed: int = typer.Option(0, help="Seed of the listener samples and of LightGBM."),
     register: bool = typer.Option(True, help="Log to MLflow and register the ranker."),
     skip_identical: bool = typer.Option(
@@ -256,6 +261,7 @@ def train_ranker_command(
                 label_window=whole_seconds(window_hours * 3600),
                 max_queries_per_step=max_queries,
                 fit_to_lake=fit_to_lake,
+                fit_young_lake=fit_young_lake,
                 register=register,
                 seed=seed,
                 report=_reporter(status),

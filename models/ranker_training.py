@@ -747,6 +747,7 @@ def train_ranker_on_lake(
     label_window: timedelta = timedelta(days=1),
     max_queries_per_step: int = 300,
     fit_to_lake: bool = False,
+    fit_young_lake: bool = False,
     config: CandidateConfig | None = None,
     params: dict[str, Any] | None = None,
     register: bool = True,
@@ -762,6 +763,8 @@ def train_ranker_on_lake(
             last ``test_span`` of silver, from a whole hour.
         fit_to_lake: ignore the split and the spans and spread the requests over the plays
             silver holds (:meth:`RankerSplit.spread_over`), for a lake of a few hours.
+        fit_young_lake: do that only when silver's first play is after the split's first
+            training request (a young lake: the scheduled run's choice), and say so.
         config: the first stage; default from the settings (:meth:`CandidateConfig.from_settings`).
         params: LightGBM parameters over :data:`models.ranking.DEFAULT_PARAMS`.
         skip_identical: with ``register``, fit nothing when a version was trained on the
@@ -793,6 +796,16 @@ def train_ranker_on_lake(
             label_window,
             max_queries_per_step,
         )
+        first = plays["start_time"].min() if plays.height else None
+        if fit_young_lake and first is not None and first > split.train_start:
+            report(
+                f"silver's first play ({first.isoformat()}) is after the first training "
+                f"request ({split.train_start.isoformat()}): a young lake, so the requests "
+                "are spread over the plays it holds (as --fit-to-lake)"
+            )
+            split = RankerSplit.spread_over(
+                first, plays["start_time"].max(), max_queries=max_queries_per_step
+            )
     report(
         f"silver.plays: {plays.height} rows; train requests from {split.train_start.isoformat()}"
         f", split {split.split.isoformat()}, test to {(split.split + split.test_span).isoformat()}"

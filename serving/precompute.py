@@ -135,12 +135,16 @@ def load_serving_bundle(settings: Settings, model_alias: str | None = None) -> M
         ServiceError: the tracking server cannot be reached.
         NotFoundError: the alias names no version, or it could not be loaded.
     """
+    from models.registry import registry_client
     from models.tracking import require as require_tracking_server
     from serving.bundle import ModelHolder
 
     serving = settings.serving
     alias = model_alias or serving.model_alias
     require_tracking_server(settings.mlflow.effective_tracking_uri)
+    # the process-wide tracking and registry URIs: a models:/ download resolves through
+    # them, and a fresh process (a scheduled task) has MLflow's local default otherwise
+    registry_client(settings.mlflow.effective_tracking_uri)
     holder = ModelHolder(settings, alias=alias)
     holder.refresh()
     if holder.current is None:
