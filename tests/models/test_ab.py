@@ -22,7 +22,8 @@ from typer.testing import CliRunner
 from encore.errors import NotFoundError
 from encore.settings import Settings, get_settings
 from encore.tables import SILVER_PLAYS
-from serving.ab import _rate_difference, ab_report, register_ab_commands
+from models.ab import _rate_difference, ab_report
+from serving.ab import register_ab_commands
 from tests.pipelines.lake.conftest import write_rows
 
 DAY = date(2026, 11, 25)
