@@ -50,6 +50,7 @@ DEFAULT_PORTS = {
     "api": 18000,
     "serving": 18001,
     "airflow": 18080,
+    "dashboard": 18501,
 }
 
 
@@ -458,6 +459,18 @@ class ModelsSettings(Section):
     faiss_hnsw_ef_search: Positive = 128
 
 
+class DashboardSettings(Section):
+    """The analysts' dashboard (Streamlit, ``encore dashboard``; ``dashboards/``)."""
+
+    host: str = "127.0.0.1"
+    port: Port = DEFAULT_PORTS["dashboard"]
+    realtime_refresh_s: Positive = 5
+    """How often the real-time page re-reads the trending rankings from Redis."""
+    worst_min_plays: Positive = 20
+    """A song needs at least this many plays in the range to rank among the worst skipped
+    (a song played twice and skipped twice says little)."""
+
+
 class Settings(BaseSettings):
     """Everything configurable about Encore, from one place."""
 
@@ -491,6 +504,7 @@ class Settings(BaseSettings):
     serving: ServingSettings = Field(default_factory=ServingSettings)
     datasets: DatasetSettings = Field(default_factory=DatasetSettings)
     models: ModelsSettings = Field(default_factory=ModelsSettings)
+    dashboard: DashboardSettings = Field(default_factory=DashboardSettings)
 
     def __init__(self, **values: Any) -> None:
         """Read the environment, refusing unknown ``ENCORE_*`` variables and impossible values.
