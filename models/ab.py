@@ -143,6 +143,18 @@ def ab_report(settings: Settings, start: date | None = None, end: date | None = 
     return AbReport(start, end, baseline, stats, differences, shared)
 
 
+def listener_table(
+    settings: Settings, start: date | None = None, end: date | None = None
+) -> pl.DataFrame:
+    """The rows :func:`ab_report` computes from: one per (variant, listener) with their
+    ``plays``, ``skips`` and ``completes`` in the range, sorted by variant and listener.
+
+    Raises:
+        NotFoundError: as :func:`ab_report`.
+    """
+    return _per_listener(_variant_plays(settings, start, end)).sort("variant", "user_id")
+
+
 def _variant_plays(settings: Settings, start: date | None, end: date | None) -> pl.DataFrame:
     """The listening plays (no likes) of the range that carry a variant."""
     import polars as pl

@@ -22,7 +22,7 @@ from typer.testing import CliRunner
 from encore.errors import NotFoundError
 from encore.settings import Settings, get_settings
 from encore.tables import SILVER_PLAYS
-from models.ab import _rate_difference, ab_report
+from models.ab import _rate_difference, ab_report, listener_table
 from serving.ab import register_ab_commands
 from tests.pipelines.lake.conftest import write_rows
 
@@ -160,6 +160,19 @@ def test_the_date_range_selects_event_days(settings: Settings) -> None:
     later = ab_report(settings, DAY + timedelta(days=1), None)
     assert [(v.variant, v.plays, v.listeners) for v in later.variants] == [("challenger", 1, 1)]
     assert later.differences == []
+
+
+def test_the_listener_table_holds_the_rows_the_report_counts(settings: Settings) -> None:
+    write_rows(settings, SILVER_PLAYS, small_experiment())
+    table = listener_table(settings, DAY - timedelta(days=1), DAY + timedelta(days=1))
+    expected = sorted(
+        [("challenger", user, *counts) for user, counts in CHALLENGER.items()]
+        + [("champion", user, *counts) for user, counts in CHAMPION.items()]
+    )
+    columns = ["variant", "user_id", "plays", "skips", "completes"]
+    assert table.select(columns).rows() == expected
+    with pytest.raises(NotFoundError):
+        listener_table(settings, DAY + timedelta(days=10), None)
 
 
 TRUE = {  # variant -> (mean plays per listener, skip probability, completion probability)
