@@ -184,7 +184,7 @@ QUERIES = ("daily_song_plays", "daily_active_users", "skip_rates")
 ENGINES = ("polars", "duckdb")
 COMPARED = {
     "daily_song_plays": (
-        "country_code", "song_id", "artist_id", "genre", "song_known",
+        "country_code", "device_type", "song_id", "artist_id", "genre", "song_known",
         "plays", "likes", "listeners", "completed", "skips", "ms_played",
     ),
     "daily_active_users": ("country_code", "dau"),
@@ -203,7 +203,7 @@ def polars_query(query: str, silver_plays: str, day: date):
     listening = pl.col("event_type") != "like"
     plays = rows.filter(listening)
     if query == "daily_song_plays":
-        frame = rows.group_by("country_code", "song_id").agg(
+        frame = rows.group_by("country_code", "device_type", "song_id").agg(
             pl.col("artist_id").first(),
             pl.col("genre").first(),
             pl.col("song_known").first(),
@@ -255,14 +255,15 @@ def polars_query(query: str, silver_plays: str, day: date):
 
 DUCKDB_SQL = {
     "daily_song_plays": """
-        SELECT country_code, song_id, first(artist_id) AS artist_id, first(genre) AS genre,
+        SELECT country_code, device_type, song_id, first(artist_id) AS artist_id,
+               first(genre) AS genre,
                first(song_known) AS song_known,
                count(*) FILTER (WHERE event_type <> 'like') AS plays,
                count(*) FILTER (WHERE event_type = 'like') AS likes,
                count(DISTINCT user_id) FILTER (WHERE event_type <> 'like') AS listeners,
                sum(completed::BIGINT) AS completed, sum(skipped::BIGINT) AS skips,
                sum(ms_played)::BIGINT AS ms_played
-        FROM plays WHERE event_date = $day GROUP BY country_code, song_id""",
+        FROM plays WHERE event_date = $day GROUP BY country_code, device_type, song_id""",
     "daily_active_users": """
         SELECT country_code, count(DISTINCT user_id) AS dau
         FROM plays WHERE event_date = $day AND event_type <> 'like' GROUP BY country_code

@@ -372,24 +372,33 @@ DAILY_SONG_PLAYS = Table(
     name="daily_song_plays",
     writer="pipelines.lake.gold.songs:run_daily_song_plays",
     partition_by=("day",),
-    key=("day", "country_code", "song_id"),
-    description="Plays per song, country and day (listening events; likes counted apart).",
+    key=("day", "country_code", "device_type", "song_id"),
+    description=(
+        "Plays per song, country, device and day (listening events; likes counted apart)."
+    ),
     columns=(
         Column("day", "date", False),
         Column("country_code", "string", False),
+        Column("device_type", "string", False),
         Column("song_id", "string", False),
         Column("artist_id", "string", True),
         Column("genre", "string", True),
         Column("song_known", "boolean", False),
         Column("plays", "long", False, "listening events: complete, skip, play"),
         Column("likes", "long", False),
-        Column("listeners", "long", False, "distinct listeners who played it"),
+        Column(
+            "listeners",
+            "long",
+            False,
+            "distinct listeners who played it on that device (a listener on two devices "
+            "counts in each: do not sum across devices or countries)",
+        ),
         Column("completed", "long", False),
         Column("skips", "long", False),
         Column("ms_played", "long", False),
     ),
     checks=(
-        Unique(("day", "country_code", "song_id")),
+        Unique(("day", "country_code", "device_type", "song_id")),
         InRange("plays", 0, None),
         InRange("likes", 0, None),
         Reconciles("silver.plays", "event_date", source_expr="1", target_expr="plays + likes"),

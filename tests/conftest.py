@@ -105,3 +105,12 @@ def fresh_database(platform: Settings, name: str, revision: str | None = "head")
     if revision:
         migrate.upgrade(settings, revision)
     return settings
+
+
+@pytest.fixture(scope="session")
+def analytics_world(platform: Settings, tmp_path_factory: pytest.TempPathFactory):
+    """A week of a small platform built by the real jobs (tests/analytics_world.py): the
+    dashboard's and the notebooks' data, built once per test process."""
+    from tests.analytics_world import analytics_world as build
+
+    return build(platform, tmp_path_factory.mktemp("analytics-world"))

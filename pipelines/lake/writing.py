@@ -82,7 +82,9 @@ def replace_day(
     rows = conform(table, frame).localCheckpoint(eager=True)
     quality.enforce(spark, settings, table, rows, day)
     ensure_table(spark, settings, table)
-    writer = rows.write.format("delta").mode("overwrite")
+    # mergeSchema: a column the registry added joins a table an older build created (its
+    # older days read null there until they are rebuilt); a changed type still fails
+    writer = rows.write.format("delta").mode("overwrite").option("mergeSchema", "true")
     if table.day_column:
         writer = writer.option("replaceWhere", f"{table.day_column} = DATE'{day.isoformat()}'")
     writer.save(table.path(settings))

@@ -13,6 +13,7 @@ for ``lake_daily``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -56,13 +57,16 @@ def build_lake_world(
     database: str = "lake_world",
     users: int = USERS,
     seed: int = SEED,
+    variant_of: Callable[[dict], str | None] | None = None,
 ) -> LakeWorld:
     """Catalog, accounts and ``days`` of bronze play events (a few hundred a day) on a
     fresh database ``database`` (dropped first if a previous run left it) and a lake at
     ``lake_root``; returns the settings pointing at both.
 
     ``days`` must be consecutive: they are simulated as one span, so a session running past
-    midnight continues into the next day as it would in life.
+    midnight continues into the next day as it would in life. ``variant_of``, when given,
+    names each bronze row's A/B variant (the app records the model alias that recommended a
+    song; ``None``: not a recommended song).
     """
     days = sorted(days)
     assert days == [days[0] + timedelta(n) for n in range(len(days))], "consecutive days only"
@@ -80,6 +84,9 @@ def build_lake_world(
     catalog = read_catalog(settings)
     register_accounts(settings, build_population(config, catalog))
     rows = bronze_rows(generate_events(config, catalog))
+    if variant_of:
+        for row in rows:
+            row["variant"] = variant_of(row)
     for first in range(0, len(rows), ROWS_PER_COMMIT):
         write_bronze(settings, rows[first : first + ROWS_PER_COMMIT])
     return LakeWorld(settings, days, len(rows))

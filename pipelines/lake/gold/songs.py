@@ -75,13 +75,13 @@ def plays_of_day(spark: SparkSession, settings: Settings, day: date) -> DataFram
 
 
 def daily_song_plays(plays: DataFrame, day: date) -> DataFrame:
-    """Per country and song: plays, likes, distinct listeners, completions, skips, time
-    played. A song only liked that day has a row with 0 plays."""
+    """Per country, device and song: plays, likes, distinct listeners, completions, skips,
+    time played. A song only liked that day has a row with 0 plays."""
     from pyspark.sql import functions as F
 
     listening = _listening()
     return (
-        plays.groupBy("country_code", "song_id")
+        plays.groupBy("country_code", "device_type", "song_id")
         .agg(
             # one value per song; max keeps the key unique even if the dimensions changed
             F.max("artist_id").alias("artist_id"),

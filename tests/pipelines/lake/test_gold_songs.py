@@ -46,6 +46,7 @@ def play(
     skipped: bool = False,
     ms: int = 100_000,
     liked: bool = False,
+    device: str = "mobile",
 ) -> dict:
     """A silver row: a complete, a skip (``skipped``) or a like (``liked``: 0 ms played)."""
     artist, genre = SONGS[song]
@@ -60,7 +61,7 @@ def play(
         "end_time": start + timedelta(milliseconds=ms),
         "ms_played": ms,
         "event_type": "like" if liked else "skip" if skipped else "complete",
-        "device_type": "mobile",
+        "device_type": device,
         "country_code": country,
         "event_date": day,
         "ingested_at": start,
@@ -81,7 +82,7 @@ def ago(days: int) -> date:
 PLAYS = [
     # the built day D
     play(1, "u1", "SE", "s1", D, ms=200_000),
-    play(2, "u1", "SE", "s1", D, skipped=True, ms=5_000),
+    play(2, "u1", "SE", "s1", D, skipped=True, ms=5_000, device="desktop"),
     play(3, "u2", "SE", "s1", D, ms=180_000),
     play(4, "u2", "SE", "s2", D, skipped=True, ms=10_000),
     play(5, "u3", "US", "s2", D, ms=150_000),
@@ -130,11 +131,12 @@ def rows_of_day(settings: Settings, table, day: date = D) -> list[dict]:
     ]
 
 
-def test_daily_song_plays_per_country_and_song(built: Settings):
-    def row(country, song, plays, listeners, completed, skips, ms, likes=0):
+def test_daily_song_plays_per_country_device_and_song(built: Settings):
+    def row(country, song, plays, listeners, completed, skips, ms, likes=0, device="mobile"):
         artist, genre = SONGS[song]
         return {
             "country_code": country,
+            "device_type": device,
             "song_id": song,
             "artist_id": artist,
             "genre": genre,
@@ -148,7 +150,9 @@ def test_daily_song_plays_per_country_and_song(built: Settings):
         }
 
     assert rows_of_day(built, DAILY_SONG_PLAYS) == [
-        row("SE", "s1", 3, 2, 2, 1, 385_000, likes=1),
+        # u1's skip of s1 was on the desktop: s1 in SE splits by device
+        row("SE", "s1", 1, 1, 0, 1, 5_000, device="desktop"),
+        row("SE", "s1", 2, 2, 2, 0, 380_000, likes=1),
         row("SE", "s2", 1, 1, 0, 1, 10_000),
         row("SE", "s4", 0, 0, 0, 0, 0, likes=1),
         row("US", "s2", 1, 1, 1, 0, 150_000),
@@ -236,7 +240,8 @@ def test_a_day_built_twice_keeps_every_table_equal(spark, built: Settings):
         *songs.run_genre_trends(spark, built, D),
     ]
     assert {t.name: read_rows(built, t) for t in tables} == before
-    # rows in: D's 10 silver rows (8 plays, 2 likes); top songs read the window's 12 daily
+    # rows in: D's 10 silver rows (8 plays, 2 likes), 8 out (s1 in SE on two devices); top
+    # songs read the window's 12 daily
     # rows (7 of D, one of each earlier day but D-28); genre trends also read its own rows
     # of D-13, D-7 and D-6 (a country's and ALL's each: 6)
     assert [(r.table, r.rows_in, r.rows_out) for r in records] == [
@@ -245,3 +250,36 @@ def test_a_day_built_twice_keeps_every_table_equal(spark, built: Settings):
         ("gold.skip_rates", 10, 8),
         ("gold.genre_trends", 10 + 6, 7),
     ]
+
+
+def test_a_column_the_registry_added_joins_a_table_an_older_build_created(
+    spark, platform: Settings, tmp_path: Path
+):
+    """A lake built before ``device_type`` was added to daily_song_plays: the next build
+    writes its day with the column, and the older day is kept (null device)."""
+    import pyarrow as pa
+    from deltalake import write_deltalake
+
+    settings = platform.model_copy(
+        update={"lake": platform.lake.model_copy(update={"root": str(tmp_path / "lake")})}
+    )
+    write_rows(settings, SILVER_PLAYS, [p for p in PLAYS if p["event_date"] == D])
+    old = DAILY_SONG_PLAYS.arrow_schema()
+    old = old.remove(old.get_field_index("device_type"))
+    before = {
+        "day": ago(40), "country_code": "SE", "song_id": "s1", "artist_id": "A", "genre": "pop",
+        "song_known": True, "plays": 4, "likes": 0, "listeners": 2, "completed": 4, "skips": 0,
+        "ms_played": 400_000,
+    }  # fmt: skip
+    write_deltalake(
+        DAILY_SONG_PLAYS.path(settings),
+        pa.Table.from_pylist([before], schema=old),
+        partition_by=["day"],
+    )
+    songs.run_daily_song_plays(spark, settings, D)
+    rows = read_rows(settings, DAILY_SONG_PLAYS, sort_by=("day", "song_id"))
+    assert rows[0] == {**before, "device_type": None}
+    assert {r["device_type"] for r in rows[1:]} == {"mobile", "desktop"}
+    assert sum(r["plays"] + r["likes"] for r in rows[1:]) == len(
+        [p for p in PLAYS if p["event_date"] == D]
+    )

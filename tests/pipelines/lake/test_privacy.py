@@ -344,6 +344,7 @@ def song_plays(day: date) -> list[dict]:
         {
             "day": day,
             "country_code": "DE",
+            "device_type": "mobile",
             "song_id": f"song-{n}",
             "song_known": True,
             "plays": 3,

@@ -224,7 +224,8 @@ def silver_play(event_id: str, song_id: str) -> dict:
 def song_plays_job(spark, settings, day: date) -> list[audit.RunRecord]:
     """Stand-in for the gold job: 3 silver plays, s-1 twice and s-2 once, by hand."""
     rows = [
-        {"day": day, "country_code": "US", "song_id": s, "song_known": False, "plays": n,
+        {"day": day, "country_code": "US", "device_type": "tv", "song_id": s,
+         "song_known": False, "plays": n,
          "likes": 0, "listeners": 1, "completed": n, "skips": 0, "ms_played": 40_000 * n}
         for s, n in (("s-1", 2), ("s-2", 1))
     ]  # fmt: skip

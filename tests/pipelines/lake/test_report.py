@@ -28,6 +28,7 @@ def song_day(day: date, country: str, song: str, artist: str | None, plays: int)
     return {
         "day": day,
         "country_code": country,
+        "device_type": "mobile",
         "song_id": song,
         "artist_id": artist,
         "song_known": artist is not None,
