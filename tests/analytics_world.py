@@ -5,8 +5,8 @@ built by the real jobs, shared by the dashboard's and the notebooks' tests.
   bronze play events (:mod:`tests.dags.lake_world`: 10 artists x 3 songs, ``USERS``
   listeners), Friday to Thursday so the retention heatmap has two cohort weeks (a day of the
   build costs about 14 Spark jobs of a few seconds each: the week is the budget); about 40%
-  of plays carry
-  the A/B variant the listener is assigned to (``champion``/``challenger`` half and half);
+  of plays carry the A/B variant the listener is assigned to (``champion``/``challenger``
+  half and half);
 - every stage of ``encore lake build`` over the 7 days (dims, silver, gold, training,
   features) in one run, as a person would run it;
 - trending now in Redis (a database of its own): the last day's plays replayed at the
