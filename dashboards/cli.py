@@ -37,6 +37,8 @@ def streamlit_command(settings: Settings, watch: bool = False) -> list[str]:
         f"--server.address={settings.dashboard.host}",
         f"--server.port={settings.dashboard.port}",
         f"--server.fileWatcherType={'auto' if watch else 'none'}",
+        # no "Deploy" button nor developer menu for analysts
+        "--client.toolbarMode=minimal",
     ]
 
 
@@ -126,8 +128,9 @@ def _demo_step(settings: Settings) -> None:
     base = address(settings)
     console.print(f"Dashboard: {base}  (pages: {', '.join(f'/{page}' for page in PAGES)})")
     console.print(
-        f"Notebooks: `{NOTEBOOKS_COMMAND}`; each notebook is paired with a .py source "
-        "(jupytext): open either, both stay in sync."
+        f"Notebooks: `{NOTEBOOKS_COMMAND}` (notebooks/README.md). Each .ipynb is paired with "
+        "a .py source (jupytext, py:percent): edit either, then "
+        "`uv run jupytext --sync notebooks/*.ipynb`."
     )
     console.print(
         "The dashboard stops with the demo; `encore demo --keep-up` leaves it running, "

@@ -20,6 +20,7 @@ from encore.settings import Settings, get_settings
 log = logging.getLogger(__name__)
 
 NO_DATA = "No data yet"
+DAY_AXIS = alt.Axis(format="%b %d", tickCount="day")
 
 
 def settings() -> Settings:
@@ -117,7 +118,7 @@ def line_chart(
 ) -> alt.Chart:
     """A line per ``color`` (or one) of ``y`` over the days in ``x``, with tooltips."""
     encoding = {
-        "x": alt.X(f"{x}:T", title=None),
+        "x": alt.X(f"{x}:T", title=None, axis=DAY_AXIS),
         "y": alt.Y(f"{y}:Q", title=None),
         "tooltip": [
             f"{x}:T",

@@ -35,9 +35,7 @@ def trending() -> None:
             window = now.windows.get(country)
             span = f" ({window[0]:%H:%M}–{window[1]:%H:%M} UTC)" if window else ""
             column.subheader(f"{country}{span}")
-            column.dataframe(
-                rows.select("rank", "title", "artist", "plays").to_pandas(), hide_index=True
-            )
+            column.dataframe(rows.select("rank", "title", "artist", "plays"), hide_index=True)
 
 
 trending()

@@ -31,7 +31,7 @@ with ui.shown_errors("The model registry"):
         default = [names[0]]
         chosen = st.multiselect("Registered models", names, default=default, key="models")
         versions = _versions(uri, tuple(chosen))
-        st.dataframe(versions.to_pandas(), hide_index=True)
+        st.dataframe(versions, hide_index=True)
         st.caption(f"From {uri}. Metrics are the offline evaluation of each version's run.")
 
 st.subheader("A/B experiment")
@@ -63,10 +63,10 @@ with ui.shown_errors("The A/B report"):
         column.metric(
             f"{row.variant}: plays per listener", ui.decimal(row.plays_per_listener.value)
         )
-    st.dataframe(figures.variants.to_pandas(), hide_index=True)
+    st.dataframe(figures.variants, hide_index=True)
     if not figures.differences.is_empty():
         st.markdown(f"**Against {report.baseline}** (an interval without 0 is a difference)")
-        st.dataframe(figures.differences.to_pandas(), hide_index=True)
+        st.dataframe(figures.differences, hide_index=True)
         long = figures.variants.to_pandas()
         bars = alt.Chart(long).encode(y=alt.Y("variant:N", title=None))
         st.altair_chart(

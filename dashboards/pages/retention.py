@@ -16,9 +16,12 @@ with ui.shown_errors("The retention cohorts"):
         f"As of {found.as_of} (the latest build in the range). Cohorts are every listener "
         "by the Monday of their first play; countries and devices do not apply here."
     )
+    sizes = found.cohorts.unique("cohort_week")["cohort_size"]
+    cohorts_shown, listeners_shown = st.columns(2)
+    cohorts_shown.metric("Cohorts", ui.count(sizes.len()), border=True)
+    listeners_shown.metric("Listeners in them", ui.count(sizes.sum()), border=True)
     cohorts = found.cohorts.to_pandas()
-    cohorts["cohort_week"] = cohorts["cohort_week"].astype(str)
-    st.metric("Cohorts", len(cohorts["cohort_week"].unique()))
+    cohorts["cohort_week"] = cohorts["cohort_week"].astype(str)  # one row per week, not a time
     heatmap = alt.Chart(cohorts).encode(
         x=alt.X("weeks_since:O", title="weeks since the first play"),
         y=alt.Y("cohort_week:O", title="cohort (week of the first play)"),
@@ -37,7 +40,7 @@ with ui.shown_errors("The retention cohorts"):
         + heatmap.mark_text().encode(text=alt.Text("retention:Q", format=".0%"))
     )
     st.dataframe(
-        cohorts,
+        found.cohorts,
         hide_index=True,
         column_config={"retention": st.column_config.NumberColumn(format="percent")},
     )

@@ -32,11 +32,11 @@ with ui.shown_errors("The skip rates"):
             tooltip=["genre", "plays", "skips", alt.Tooltip("skip_rate:Q", format=".1%")],
         )
     )
-    genres.dataframe(found.genres.to_pandas(), hide_index=True, column_config={"skip_rate": rate})
+    genres.dataframe(found.genres, hide_index=True, column_config={"skip_rate": rate})
     worst.subheader(f"Worst songs (at least {found.min_plays} plays)")
     if found.worst.is_empty():
         worst.info(f"No song has {found.min_plays} plays in the range; lower the minimum.")
     else:
-        worst.dataframe(found.worst.to_pandas(), hide_index=True, column_config={"skip_rate": rate})
+        worst.dataframe(found.worst, hide_index=True, column_config={"skip_rate": rate})
     st.subheader("Every song")
-    st.dataframe(found.songs.to_pandas(), hide_index=True, column_config={"skip_rate": rate})
+    st.dataframe(found.songs, hide_index=True, column_config={"skip_rate": rate})

@@ -15,12 +15,12 @@ with ui.shown_errors("The trends"):
         st.stop()
     songs, artists = st.columns(2)
     songs.subheader("Top songs")
-    songs.dataframe(trends.top_songs.to_pandas(), hide_index=True)
+    songs.dataframe(trends.top_songs.drop("song_id"), hide_index=True)
     songs.altair_chart(
         ui.line_chart(trends.songs_daily.to_pandas(), "day", "plays", "title", "Plays per day")
     )
     artists.subheader("Top artists")
-    artists.dataframe(trends.top_artists.to_pandas(), hide_index=True)
+    artists.dataframe(trends.top_artists.drop("artist_id"), hide_index=True)
     artists.altair_chart(
         ui.line_chart(trends.artists_daily.to_pandas(), "day", "plays", "artist", "Plays per day")
     )
@@ -30,14 +30,14 @@ with ui.shown_errors("The trends"):
         alt.Chart(trends.genres_daily.to_pandas(), title="Plays per day")
         .mark_area()
         .encode(
-            x=alt.X("day:T", title=None),
+            x=alt.X("day:T", title=None, axis=ui.DAY_AXIS),
             y=alt.Y("plays:Q", stack=True, title=None),
             color=alt.Color("genre:N", title=None),
             tooltip=["day:T", "genre:N", "plays:Q"],
         )
     )
     genres.dataframe(
-        trends.top_genres.to_pandas(),
+        trends.top_genres,
         hide_index=True,
         column_config={"share": st.column_config.NumberColumn(format="percent")},
     )
@@ -46,7 +46,7 @@ with ui.shown_errors("The trends"):
         alt.Chart(trends.devices_daily.to_pandas(), title="Plays per day")
         .mark_bar()
         .encode(
-            x=alt.X("day:T", title=None),
+            x=alt.X("day:T", title=None, axis=ui.DAY_AXIS),
             y=alt.Y("plays:Q", title=None),
             color=alt.Color("device_type:N", title=None),
             tooltip=["day:T", "device_type:N", "plays:Q"],
