@@ -96,7 +96,8 @@ def analytics_world(platform: Settings, root: Path) -> AnalyticsWorld:
         variant_of=variant_of,
     )
     settings = world.settings
-    encore(settings, "lake", "build", "--from", str(DAYS[0]), "--to", str(LAST_DAY))
+    # ~100 Spark jobs: a few minutes on two idle cores, far more beside other Spark work
+    encore(settings, "lake", "build", "--from", str(DAYS[0]), "--to", str(LAST_DAY), timeout=2400)
     countries = replay_trending_now(settings)
     models = {"als": settings.serving.model_name, "pop": f"world-pop-{tag}"}
     encore(settings, "train", "als", "--dataset", "lake", "--serving", "--no-index")

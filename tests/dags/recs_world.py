@@ -45,14 +45,14 @@ def recs_world(airflow_settings: Settings, root: Path) -> LakeWorld:
     return _built["world"]
 
 
-def encore(settings: Settings, *args: str) -> str:
+def encore(settings: Settings, *args: str, timeout: float = 600) -> str:
     """``encore args...`` as a person runs it with ``settings``; its stdout (exit 0 asserted)."""
     done = subprocess.run(
         [str(ENCORE), *args],
         env={**os.environ, **settings_env(settings)},
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=timeout,
     )
     assert done.returncode == 0, f"encore {' '.join(args)}:\n{done.stderr[-4000:]}"
     return done.stdout
