@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -142,7 +144,7 @@ song_plays = (
     .group_by("song_id")  # summed over countries and devices
     .agg(pl.col("plays").sum())
 )
-catalog = lake_frame(settings, DIM_SONGS, ["song_id"])
+catalog = lake_frame(settings, DIM_SONGS, ["song_id", "title"])
 per_song = catalog.join(song_plays, on="song_id", how="full", coalesce=True).with_columns(
     pl.col("plays").fill_null(0)
 )
@@ -175,6 +177,7 @@ axes[2].plot([0, 1], [0, 1], linestyle="--", color="grey", label="equal")
 axes[2].set(title="Lorenz curves", xlabel="share of subjects (most played first)")
 axes[2].set(ylabel="share of plays")
 axes[2].legend()
+fig.tight_layout()
 
 # %% [markdown]
 # ## When and where people listen
@@ -261,8 +264,10 @@ worst_songs = (
     .filter(pl.col("plays") >= min_song_plays)
     .with_columns((pl.col("skips") / pl.col("plays")).alias("skip_rate"))
     .rename({"subject_id": "song_id"})
+    .join(catalog, on="song_id", how="left")
     .sort("skip_rate", descending=True)
     .head(10)
+    .select("title", "genre", "plays", "skips", "skip_rate", "song_id")
 )
 skips = listening.filter(pl.col("skipped"))
 by_hour_skips = (

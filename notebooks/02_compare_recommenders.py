@@ -176,24 +176,29 @@ for ax, metric in zip(axes, (f"ndcg@{k}", f"recall@{k}", f"coverage@{k}"), stric
 # comparable with the ones above; the registry (`MlflowClient`) says which version serves.
 
 # %%
-trained = runs_table(settings, ["encore-recommenders"], "tags.dataset = 'lake'")
-trained = trained.assign(same_evaluation_data=trained["evaluation_fingerprint"] == evaluation)
+trained = runs_table(settings, ["encore-recommenders"], f"tags.dataset = '{dataset}'").head(10)
 client = registry_client(settings.mlflow.effective_tracking_uri)
 versions = pd.DataFrame(
     [
         {
-            "name": version.name,
-            "version": version.version,
-            "aliases": ", ".join(version.aliases),
             "run_id": version.run_id,
-            f"ndcg@{k}": version.tags.get(f"ndcg_at_{k}"),
+            "registered": f"{version.name} v{version.version}",
+            "aliases": ", ".join(
+                alias
+                for alias, number in client.get_registered_model(version.name).aliases.items()
+                if str(number) == str(version.version)
+            ),
         }
-        for version in client.search_model_versions(f"name = '{settings.serving.model_name}'")
-    ]
+        for run_id in trained["run_id"]
+        for version in client.search_model_versions(f"run_id = '{run_id}'")
+    ],
+    columns=["run_id", "registered", "aliases"],
 )
-shown = ["run_name", "model", "same_evaluation_data", f"ndcg@{k}", f"recall@{k}"]
-display(versions)
-trained[[c for c in shown if c in trained.columns]].head(10)
+registered = trained.merge(versions, on="run_id", how="left").assign(
+    same_evaluation_data=lambda frame: frame["evaluation_fingerprint"] == evaluation
+)
+shown = ["model", "registered", "aliases", "same_evaluation_data", f"ndcg@{k}", f"recall@{k}"]
+registered[[c for c in shown if c in registered.columns]]
 
 # %% [markdown]
 # ## Reading the comparison

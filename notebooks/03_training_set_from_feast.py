@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -229,6 +231,7 @@ importance = (
 fig, ax = plt.subplots(figsize=(8, 5))
 ax.barh(importance.index, importance.values)
 ax.set(title="What the ranker uses (total gain)", xlabel="gain")
+fig.tight_layout()
 
 # %% [markdown]
 # ## From here

@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -88,7 +90,7 @@ differences = pd.DataFrame(
     ]
 )
 print(f"baseline: {report.baseline}; listeners seen under two variants: {report.shared_listeners}")
-variants.round(4)
+variants.set_index("variant").T.round(4)
 
 # %%
 differences.round(4)
@@ -105,7 +107,7 @@ differences.round(4)
 listeners = listener_table(settings, first, last)
 baseline = report.baseline
 other = next(v.variant for v in report.variants if v.variant != baseline)
-listeners.head(10)
+listeners.group_by("variant", maintain_order=True).head(5)
 
 # %%
 summary = listeners.group_by("variant").agg(
@@ -240,6 +242,7 @@ ax.hist(draws, bins=40)
 for x in (reported.low, reported.high):
     ax.axvline(x, color="red", linestyle="--")
 ax.set(title=f"Skip-rate difference, {other} - {baseline}", xlabel="difference")
+fig.tight_layout()
 
 # %% [markdown]
 # ## The variants side by side
@@ -258,6 +261,7 @@ for ax, metric in zip(
     ]
     ax.errorbar(names, values, yerr=errors, fmt="o", capsize=6)
     ax.set(title=metric.replace("_", " "))
+fig.tight_layout()
 
 # %% [markdown]
 # ## Reading it
