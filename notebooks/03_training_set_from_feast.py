@@ -149,6 +149,10 @@ snapshots.sort("feature_date").tail(6)
 # 4. Feast joins the listener, song and artist features known at `t`.
 
 # %%
+lake_days = (plays["start_time"].max() - plays["start_time"].min()).days
+if train_days + test_days + 1 > lake_days:  # a young lake: keep plays for the first model
+    train_days = max(1, lake_days - test_days - 2)
+    print(f"the lake holds {lake_days} days of plays: training requests over {train_days}")
 split = RankerSplit(
     default_split(plays, timedelta(days=test_days)),
     train_span=timedelta(days=train_days),
@@ -205,7 +209,10 @@ data.train.select("query_id", "song_id", "label", *columns[:6]).head(8)
 # LightGBM LambdaRank learns an order per request (`query_id`) that puts the higher labels
 # first. It is evaluated on the test requests against the candidate model's own order: NDCG
 # and coverage at 10, recall at 50 (whose denominator counts the songs the listener played
-# in the window that no source proposed, so it also charges the candidate sources).
+# in the window that no source proposed, so it also charges the candidate sources). With a
+# few hundred requests (a small or young lake) the ranker has little to learn from and can
+# lose to the candidate model's own order: that is what the comparison is for, and why
+# `encore train-ranker` promotes a ranker only when it beats the champion.
 
 # %%
 ranker = train_ranker(data.train, columns, {"n_estimators": n_estimators}, seed=seed)
