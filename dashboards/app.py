@@ -1,8 +1,10 @@
 """The analysts' dashboard, a Streamlit multipage app: ``encore dashboard`` serves it
 (``streamlit run dashboards/app.py`` with the platform's ``ENCORE_*`` settings works too).
 
-Every page is a thin script in ``pages/`` over the library (:mod:`dashboards.metrics` and
-friends); the filters live in the sidebar, drawn here so they hold across pages.
+Every page is a thin script in ``views/`` over the library (:mod:`dashboards.metrics` and
+friends); the filters live in the sidebar, drawn here so they hold across pages. Not a
+``pages/`` folder: beside the main script Streamlit takes that for the older multipage
+layout, and its ``AppTest`` then runs a page without this script (no sidebar, no filters).
 """
 
 from pathlib import Path
@@ -11,7 +13,7 @@ import streamlit as st
 
 from dashboards import ui
 
-PAGES = Path(__file__).parent / "pages"
+PAGES = Path(__file__).parent / "views"
 
 st.set_page_config(page_title="Encore dashboards", page_icon=":material/equalizer:", layout="wide")
 

@@ -53,6 +53,10 @@ def model_versions(settings: Settings, names: list[str]) -> pl.DataFrame:
     rows = []
     with _registry(settings.mlflow.effective_tracking_uri) as client:
         for name in names:
+            # search results carry no aliases: the registered model holds them
+            aliases: dict[str, list[str]] = {}
+            for alias, number in client.get_registered_model(name).aliases.items():
+                aliases.setdefault(str(number), []).append(alias)
             versions = client.search_model_versions(
                 f"name = '{name}'", max_results=VERSIONS_PER_MODEL, order_by=["version_number DESC"]
             )
@@ -63,7 +67,7 @@ def model_versions(settings: Settings, names: list[str]) -> pl.DataFrame:
                     {
                         "model": name,
                         "version": int(version.version),
-                        "aliases": ", ".join(sorted(version.aliases or [])),
+                        "aliases": ", ".join(sorted(aliases.get(str(version.version), []))),
                         "created": datetime.fromtimestamp(version.creation_timestamp / 1000, UTC),
                         "family": (run.data.tags.get("model_family", "") if run else ""),
                         "promotion": version.tags.get("promotion.decision", ""),
