@@ -21,6 +21,7 @@ log = logging.getLogger(__name__)
 
 NO_DATA = "No data yet"
 DAY_AXIS = alt.Axis(format="%b %d", tickCount="day")
+DAY_COLUMN = st.column_config.DateColumn(format="YYYY-MM-DD")
 
 
 def settings() -> Settings:
@@ -141,6 +142,13 @@ def decimal(value: float | None) -> str:
 
 def percent(value: float | None) -> str:
     return "–" if value is None else f"{value:.1%}"
+
+
+def interval(low: float | None, high: float | None, fmt=decimal) -> str:
+    """A metric's help: its 95% interval."""
+    if low is None or high is None:
+        return "too few listeners for a 95% interval"
+    return f"95% interval {fmt(low)} to {fmt(high)}"
 
 
 def change(value: float | None, relative: float | None, fmt=decimal) -> str | None:

@@ -32,4 +32,4 @@ with ui.shown_errors("The overview"):
         series = [("dau", "DAU"), ("plays", "Plays"), ("listening_hours", "Listening hours")]
         for column, (name, title) in zip(st.columns(len(series)), series, strict=True):
             column.altair_chart(ui.line_chart(daily, "day", name, title=title))
-        st.dataframe(figures.daily, hide_index=True)
+        st.dataframe(figures.daily, hide_index=True, column_config={"day": ui.DAY_COLUMN})

@@ -29,7 +29,7 @@ def trending() -> None:
         )
         per_country = now.rows.partition_by("country_code", as_dict=True, maintain_order=True)
         st.metric("Countries trending", len(per_country))
-        columns = st.columns(min(len(per_country), 3))
+        columns = st.columns(min(len(per_country), 2))
         for i, ((country,), rows) in enumerate(per_country.items()):
             column = columns[i % len(columns)]
             window = now.windows.get(country)

@@ -59,9 +59,15 @@ with ui.shown_errors("The A/B report"):
         )
     for column, row in zip(st.columns(len(report.variants)), report.variants, strict=True):
         column.metric(f"{row.variant}: listeners", ui.count(row.listeners))
-        column.metric(f"{row.variant}: skip rate", ui.percent(row.skip_rate.value))
         column.metric(
-            f"{row.variant}: plays per listener", ui.decimal(row.plays_per_listener.value)
+            f"{row.variant}: skip rate",
+            ui.percent(row.skip_rate.value),
+            help=ui.interval(row.skip_rate.low, row.skip_rate.high, ui.percent),
+        )
+        column.metric(
+            f"{row.variant}: plays per listener",
+            ui.decimal(row.plays_per_listener.value),
+            help=ui.interval(row.plays_per_listener.low, row.plays_per_listener.high),
         )
     st.dataframe(figures.variants, hide_index=True)
     if not figures.differences.is_empty():

@@ -42,5 +42,8 @@ with ui.shown_errors("The retention cohorts"):
     st.dataframe(
         found.cohorts,
         hide_index=True,
-        column_config={"retention": st.column_config.NumberColumn(format="percent")},
+        column_config={
+            "cohort_week": ui.DAY_COLUMN,
+            "retention": st.column_config.NumberColumn(format="percent"),
+        },
     )

@@ -37,6 +37,8 @@ with ui.shown_errors("The skip rates"):
     if found.worst.is_empty():
         worst.info(f"No song has {found.min_plays} plays in the range; lower the minimum.")
     else:
-        worst.dataframe(found.worst, hide_index=True, column_config={"skip_rate": rate})
+        worst.dataframe(
+            found.worst.drop("song_id"), hide_index=True, column_config={"skip_rate": rate}
+        )
     st.subheader("Every song")
     st.dataframe(found.songs, hide_index=True, column_config={"skip_rate": rate})
