@@ -39,6 +39,8 @@ def streamlit_command(settings: Settings, watch: bool = False) -> list[str]:
         f"--server.fileWatcherType={'auto' if watch else 'none'}",
         # no "Deploy" button nor developer menu for analysts
         "--client.toolbarMode=minimal",
+        # the pages turn errors into a reason; should one escape, analysts see no traceback
+        *([] if watch else ["--client.showErrorDetails=type"]),
     ]
 
 
