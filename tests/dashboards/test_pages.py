@@ -198,3 +198,27 @@ def test_an_empty_lake_shows_no_data_yet_and_the_command(tmp_path, monkeypatch):
             assert "make demo" in app.code[0].value
     finally:
         get_settings.cache_clear()
+
+
+def test_the_dashboard_is_a_service_and_a_demo_step():
+    from encore import parts, services
+    from encore.settings import DashboardSettings, Settings
+
+    settings = Settings(dashboard=DashboardSettings(host="127.0.0.1", port=28999))
+    service = services.registry()["dashboard"]
+    assert service.address(settings) == "http://127.0.0.1:28999"
+    command = service.command(settings)
+    for flag in (
+        "--server.headless=true",
+        "--browser.gatherUsageStats=false",
+        "--server.fileWatcherType=none",
+        "--server.address=127.0.0.1",
+        "--server.port=28999",
+    ):
+        assert flag in command
+    assert command[4].endswith("dashboards/app.py")
+    # the child reads the same lake, Redis and MLflow as its parent
+    assert service.env(settings)["ENCORE_DASHBOARD__PORT"] == "28999"
+    assert service.env(settings)["ENCORE_LAKE__ROOT"] == settings.lake.root
+    steps = {step.order: step.title for step in parts.demo_steps(parts.load_parts())}
+    assert steps[40].startswith("dashboards and notebooks")
