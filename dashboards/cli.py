@@ -63,6 +63,7 @@ DASHBOARD = Service(
     ports=lambda s: {"ENCORE_DASHBOARD__PORT": s.dashboard.port},
     start_timeout_s=60,
     stop_timeout_s=15,
+    ui="Analysts' dashboard",
 )
 
 

@@ -260,6 +260,9 @@ def urls() -> None:
     table.add_row("Delta lake", settings.lake_root)
     table.add_row("Streaming API docs", f"http://{settings.api.host}:{settings.api.port}/docs")
     table.add_row("Airflow UI (encore up airflow)", airflow_api_url(settings))
+    for service in services.registry().values():
+        if service.ui:
+            table.add_row(f"{service.ui} (encore up {service.name})", service.address(settings))
     table.add_row("Logs", str(settings.home / "logs"))
     Console().print(table)
 

@@ -46,6 +46,8 @@ class Service:
     stop_timeout_s: float = 30.0
     core: bool = False
     job: bool = False
+    ui: str = ""
+    """What a person opens at ``address`` (``encore urls`` lists it), e.g. "Dashboard"."""
 
 
 @dataclass

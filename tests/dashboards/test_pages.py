@@ -222,3 +222,21 @@ def test_the_dashboard_is_a_service_and_a_demo_step():
     assert service.env(settings)["ENCORE_LAKE__ROOT"] == settings.lake.root
     steps = {step.order: step.title for step in parts.demo_steps(parts.load_parts())}
     assert steps[40].startswith("dashboards and notebooks")
+
+
+def test_encore_urls_lists_the_dashboard(monkeypatch):
+    from typer.testing import CliRunner
+
+    from encore.cli import app
+    from encore.settings import get_settings
+
+    monkeypatch.setenv("ENCORE_DEVELOPMENT", "true")
+    monkeypatch.setenv("ENCORE_DASHBOARD__PORT", "28998")
+    get_settings.cache_clear()
+    try:
+        result = CliRunner().invoke(app, ["urls"], env={"COLUMNS": "200"})
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 0, result.output
+    assert "Analysts' dashboard (encore up dashboard)" in result.output
+    assert "http://127.0.0.1:28998" in result.output
