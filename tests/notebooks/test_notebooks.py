@@ -66,6 +66,8 @@ def test_each_pair_is_in_sync_and_the_notebook_has_no_outputs(name: str) -> None
 
 @pytest.mark.integration
 @pytest.mark.spark
+# the first notebook builds the analytics world (minutes; far more beside other Spark work)
+@pytest.mark.timeout(2700)
 @pytest.mark.parametrize("name", NAMES)
 def test_each_notebook_runs_top_to_bottom_on_the_world(
     name: str, analytics_world, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
