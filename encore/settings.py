@@ -55,8 +55,17 @@ DEFAULT_PORTS = {
 
 
 ENV_PREFIX = "ENCORE_"
-NOT_SETTINGS = frozenset({"ENCORE_SETUP_AIRFLOW", "ENCORE_CLI", "ENCORE_DAG_RETRIES"})
-"""``ENCORE_*`` variables read by scripts (``infra/setup.sh``, ``dags/``), not settings."""
+NOT_SETTINGS = frozenset(
+    {
+        "ENCORE_SETUP_AIRFLOW",
+        "ENCORE_CLI",
+        "ENCORE_DAG_RETRIES",
+        "ENCORE_TEST_ARTIFACTS",
+        "ENCORE_UPDATE_SCREENSHOTS",
+    }
+)
+"""``ENCORE_*`` variables read by scripts (``infra/setup.sh``, ``dags/``) and the tests (where
+the browser test saves its screenshots, whether it refreshes the README's), not settings."""
 
 
 class SettingsError(ConfigurationError, ValueError):
