@@ -13,6 +13,7 @@ Every page's full screenshot is saved (:func:`tests.dashboards.browser.artifacts
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -284,14 +285,20 @@ CHARTLESS = {"real-time"}
 def test_page_shows_the_world_without_error(
     page: Page, address: str, analytics_world: AnalyticsWorld, expected: Expected, path: str
 ) -> None:
-    open_page(page, f"{address}/{path}")
-    assert title(page) == PAGES[path]
-    if path in CHARTLESS:
-        assert chart_count(page) == 0
-    else:
-        assert wait_for_charts(page) >= 1
-    CHECKS[path](page, analytics_world, expected)
-    assert errors_shown(page) == []
+    try:
+        open_page(page, f"{address}/{path}")
+        assert title(page) == PAGES[path]
+        if path in CHARTLESS:
+            assert chart_count(page) == 0
+        else:
+            assert wait_for_charts(page) >= 1
+        CHECKS[path](page, analytics_world, expected)
+        assert errors_shown(page) == []
+    except BaseException:
+        # what the page showed when it failed, beside the others
+        with contextlib.suppress(Exception):
+            save_screenshot(page, f"{path}-failed")
+        raise
     shot = save_screenshot(page, path, readme=README_SCREENSHOTS if UPDATE_README else None)
     assert shot.stat().st_size > 0
 
