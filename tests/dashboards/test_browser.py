@@ -54,7 +54,12 @@ from tests.dashboards.browser import (
     wait_for_text,
 )
 
-pytestmark = [pytest.mark.integration, pytest.mark.spark]
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.spark,
+    # the first test may build the analytics world (minutes; far more beside other Spark work)
+    pytest.mark.timeout(2700),
+]
 
 PAGES = {
     "overview": "Overview",
