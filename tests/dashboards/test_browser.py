@@ -1,7 +1,7 @@
 """The analysts' dashboard in a real browser, as a person uses it (issue 13).
 
 The ``dashboard`` service runs as the platform runs it (``encore up dashboard``) over the
-analytics world (two weeks built by the real jobs); headless Chromium opens each page, waits
+analytics world (a week built by the real jobs); headless Chromium opens each page, waits
 until Streamlit has run it and its charts have drawn, and checks the title, that no error
 is shown, and figures against values this test computes itself from the gold tables, Redis
 and silver. A second dashboard over an empty lake must say "No data yet" and how to fill it.
