@@ -4,7 +4,7 @@ UV_RUN := uv run --frozen
 export UV_PYTHON := 3.11
 
 .DEFAULT_GOAL := help
-.PHONY: help setup jars demo test test-backfill test-unit screenshots lint format up down status bench clean
+.PHONY: help setup jars demo test test-backfill test-unit screenshots notebooks lint format up down status bench clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -29,6 +29,9 @@ test-unit: setup ## Only the tests that need no services
 
 screenshots: setup ## Refresh the README's dashboard screenshots (docs/screenshots) from the browser test
 	@ENCORE_UPDATE_SCREENSHOTS=1 $(UV_RUN) pytest -p no:cacheprovider tests/dashboards/test_browser.py
+
+notebooks: setup ## Open the data-science notebooks in JupyterLab (on the platform ENCORE_* points at)
+	@$(UV_RUN) jupyter lab notebooks/
 
 lint: ## Ruff lint and format check
 	@$(UV_RUN) ruff check . && $(UV_RUN) ruff format --check .
