@@ -61,6 +61,9 @@ def no_failure(app: AppTest) -> None:
 
 @pytest.mark.integration
 @pytest.mark.spark
+# the first test to ask for the world builds it: its timeout covers a lake build beside other
+# Spark work
+@pytest.mark.timeout(2700)
 class TestOnTheWorld:
     def test_every_page_has_its_title_and_no_error(self, world):
         app = open_page("overview.py")

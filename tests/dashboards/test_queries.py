@@ -75,6 +75,9 @@ def assert_overview(found: metrics.Overview, now: dict, before: dict | None) -> 
 # The world's tests are integration tests; the empty lake's below are not.
 @pytest.mark.integration
 @pytest.mark.spark
+# the first test to ask for the world builds it: its timeout covers a lake build beside other
+# Spark work
+@pytest.mark.timeout(2700)
 class TestOnTheWorld:
     def test_filter_options_are_the_lakes(self, world, plays):
         options = metrics.filter_options(world.settings)
