@@ -76,6 +76,10 @@ def test_each_notebook_runs_top_to_bottom_on_the_world(
 
     for key, value in settings_env(analytics_world.settings).items():
         monkeypatch.setenv(key, value)
+    # Jupyter's inline backend, as a notebook server gives its kernels: importing streamlit
+    # (the dashboard's tests, in this process) sets MPLBACKEND=Agg, which kernels inherit
+    # and which draws no figure into a cell
+    monkeypatch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")
     parameters = {"small": True}
     if name == "02_compare_recommenders":
         parameters["experiment"] = f"notebook-test-{uuid.uuid4().hex[:8]}"
