@@ -78,10 +78,10 @@ def silver_plays(tmp_path_factory) -> str:
 
 EXPECTED = {
     "daily_song_plays": {
-        ("US", "s1", "a1", "pop", True, 2, 1, 2, 1, 1, 210_000),
-        ("US", "s2", "a2", "rock", True, 1, 1, 1, 1, 0, 180_000),
-        ("GB", "s1", "a1", "pop", True, 1, 0, 1, 1, 0, 200_000),
-        ("GB", "s9", None, None, False, 1, 0, 1, 0, 1, 5_000),
+        ("US", "mobile", "s1", "a1", "pop", True, 2, 1, 2, 1, 1, 210_000),
+        ("US", "mobile", "s2", "a2", "rock", True, 1, 1, 1, 1, 0, 180_000),
+        ("GB", "mobile", "s1", "a1", "pop", True, 1, 0, 1, 1, 0, 200_000),
+        ("GB", "mobile", "s9", None, None, False, 1, 0, 1, 0, 1, 5_000),
     },
     "daily_active_users": {("US", 2), ("GB", 1), ("ALL", 3)},
     "skip_rates": {
