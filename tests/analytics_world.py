@@ -110,15 +110,14 @@ def replay_trending_now(settings: Settings) -> list[str]:
     """The last day's plays applied to Redis as if they had just happened (the last hour),
     through the ingestion job's writer; returns the countries that got a ranking."""
     import redis
-    from deltalake import DeltaTable
 
+    from encore.delta import read_lake_table
     from encore.tables import PLAY_EVENTS
 
     client = redis.Redis.from_url(settings.redis.effective_url)
     client.flushdb()
     bronze = (
-        DeltaTable(PLAY_EVENTS.path(settings))
-        .to_pyarrow_table(filters=[("event_date", "=", LAST_DAY)])
+        read_lake_table(settings, PLAY_EVENTS, filters=[("event_date", "=", LAST_DAY)])
         .sort_by("kafka_offset")
         .to_pylist()
     )

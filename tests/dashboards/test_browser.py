@@ -22,9 +22,9 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from deltalake import DeltaTable
 from playwright.sync_api import Browser, Page, expect
 
+from encore.delta import read_lake_table
 from encore.keys import trending_key
 from encore.tables import (
     DAILY_ACTIVE_USERS,
@@ -79,7 +79,7 @@ README_SCREENSHOTS = browser.REPO / "docs" / "screenshots"
 
 
 def gold(settings, table) -> pl.DataFrame:
-    return pl.from_arrow(DeltaTable(table.path(settings)).to_pyarrow_table())
+    return pl.from_arrow(read_lake_table(settings, table))
 
 
 @dataclass(frozen=True)
