@@ -17,7 +17,15 @@ from encore.settings import REPO_ROOT, settings_env
 from tests.conftest import free_port, platform_env
 
 ENCORE = str(Path(sys.executable).parent / "encore")
-PART_PACKAGES = {"streaming_api", "pipelines", "models", "serving", "features", "dags", "dashboards"}
+PART_PACKAGES = {
+    "streaming_api",
+    "pipelines",
+    "models",
+    "serving",
+    "features",
+    "dags",
+    "dashboards",
+}
 
 
 def encore(*args: str, env: dict[str, str] | None = None, timeout: float = 120):
