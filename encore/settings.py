@@ -280,6 +280,14 @@ class FlinkSettings(Section):
     """Length of each ``recent:v1:<user>`` list."""
     redis_ttl_s: Positive = 86400
     """TTL of the real-time Redis keys (reset on every write)."""
+    python_execution_mode: Literal["thread", "process"] = "thread"
+    """Where the job's Python functions run: ``thread`` embeds the interpreter in the JVM
+    (pemja; no serialisation round trip per bundle), ``process`` runs separate Python workers
+    over gRPC (isolation, needed for a Python that cannot be embedded)."""
+    fault: str = ""
+    """Fault injection, for tests only: ``<point>[:<batch>]`` makes the ingestion job kill
+    itself at that point of its ``<batch>``-th bronze micro-batch (default 1); points are
+    ``pipelines.ingest.faults.POINTS``. Empty (the default) injects nothing."""
 
 
 class EventsSettings(Section):

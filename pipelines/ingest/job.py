@@ -45,12 +45,13 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
 from encore.engines import flink_configuration
-from encore.settings import EventsSettings, Settings, get_settings
+from encore.settings import REPO_ROOT, EventsSettings, Settings, get_settings
 from encore.tables import PLAY_EVENTS
 from pipelines.ingest.parse import EVENT_FIELDS, PARSED_FIELDS, SINK_COLUMNS, SOURCE_FIELDS
 from pipelines.ingest.state import GROUP_ID, checkpoints_dir
@@ -110,9 +111,29 @@ def job_configuration(settings: Settings, restore_from: str | None) -> dict[str,
         "python.fn-execution.bundle.time": "100",
         "python.fn-execution.arrow.batch.size": "5000",
     }
+    conf |= python_configuration(settings)
     if restore_from:
         conf["execution.state-recovery.path"] = restore_from
     return conf
+
+
+def python_configuration(settings: Settings) -> dict[str, str]:
+    """Where the job's Python functions run (``settings.flink.python_execution_mode``).
+
+    Thread mode embeds CPython in the JVM (pemja). The embedded interpreter computes its
+    ``sys.path`` from the base installation, not from the venv (a venv is recognised only by
+    the ``pyvenv.cfg`` next to the executable it was started from, and the JVM was not), so
+    ``pemja`` and every other package of the Flink venv are missing unless the venv's
+    site-packages are on ``python.pythonpath``; the checkout goes there too (the job's code).
+    """
+    import site
+
+    paths = [str(REPO_ROOT), *site.getsitepackages()]
+    return {
+        "python.execution-mode": settings.flink.python_execution_mode,
+        "python.executable": sys.executable,
+        "python.pythonpath": os.pathsep.join(paths),
+    }
 
 
 def _source_ddl(settings: Settings, start_offsets: dict[int, int] | None) -> str:

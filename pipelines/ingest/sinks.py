@@ -47,6 +47,8 @@ class LakeSink(FlatMapFunction):
 
         from pipelines.ingest.aggregates import RedisAggregates
         from pipelines.ingest.delta_sink import OffsetTiedWriter, open_table
+        from pipelines.ingest.faults import FaultInjector
+        from pipelines.ingest.state import checkpoints_dir
 
         settings = self.settings
         topic = settings.kafka.play_events_topic
@@ -56,6 +58,7 @@ class LakeSink(FlatMapFunction):
         self.redis = RedisAggregates(
             redis.Redis.from_url(settings.redis.effective_url), settings, topic
         )
+        self.faults = FaultInjector(settings.flink.fault, checkpoints_dir(settings))
         self.log_path = commits_log(settings)
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
 
@@ -77,16 +80,21 @@ class LakeSink(FlatMapFunction):
 
     def _write_bronze(self, columns: dict[str, list]) -> dict[str, Any]:
         received = len(columns["event_id"])
+        self.faults.batch_started()
         redis_started = time.perf_counter()
         redis_rows = self.redis.apply(columns)
         redis_ms = round((time.perf_counter() - redis_started) * 1000, 1)
         redis_at = datetime.now(UTC).isoformat(timespec="milliseconds")
+        self.faults.reached("after_redis")
         columns["ingested_at"] = [datetime.now(UTC)] * received
         rows = self.bronze.write(columns)
+        self.faults.reached("after_delta_commit")
+        self.faults.reached("batch_committed")
         return {
             "rows": rows,
             "skipped": received - rows,
             "redis_rows": redis_rows,
+            "redis_skipped": received - redis_rows,
             "redis_ms": redis_ms,
             "redis_at": redis_at,
             "version": self.bronze.delta.version(),
