@@ -41,6 +41,8 @@ RECENT_PREFIX = "recent:v1"
 RECS_PREFIX = "recs:v1"
 OFFSETS_PREFIX = "ingest:v1:offsets"
 LATEST_WINDOW_KEY = "ingest:v1:trending-latest-window"
+WATERMARK_PREFIX = "ingest:v1:trending-watermark"
+OPEN_WINDOWS_PREFIX = "ingest:v1:trending-open"
 RATELIMIT_PREFIX = "ratelimit:v1"
 
 
@@ -60,6 +62,17 @@ def recs_key(model: str, user_id: str) -> str:
 
 def offsets_key(topic: str) -> str:
     return f"{OFFSETS_PREFIX}:{topic}"
+
+
+def watermark_key(topic: str) -> str:
+    """Hash: per ingestion lane, the latest event time (epoch µs) it applied to trending."""
+    return f"{WATERMARK_PREFIX}:{topic}"
+
+
+def open_windows_key(topic: str, lane: int) -> str:
+    """Set of ``<country>|<window_start_s>`` trending windows a lane counted into and has not
+    published to ``gold.trending_songs_realtime`` yet."""
+    return f"{OPEN_WINDOWS_PREFIX}:{topic}:{lane}"
 
 
 def recent_entry(

@@ -268,7 +268,8 @@ class FlinkSettings(Section):
     size) or ``hashmap`` (faster per record, full snapshots; fine for small state)."""
     dedup_ttl_s: Positive = 3600
     """How long an ``event_id`` is remembered for de-duplication (producer retries, client
-    resends). A copy arriving later than this is stored twice."""
+    resends). A copy arriving later than this is stored twice. The ingestion sink keeps the
+    ids in memory (~100 bytes each) and reloads them from bronze when it starts."""
     commit_interval_ms: Positive = 1000
     """Ingestion micro-batch: one Delta commit per table and one Redis transaction per
     interval (freshness vs Delta log size)."""
@@ -280,6 +281,10 @@ class FlinkSettings(Section):
     """Length of each ``recent:v1:<user>`` list."""
     redis_ttl_s: Positive = 86400
     """TTL of the real-time Redis keys (reset on every write)."""
+    ingest_parallelism: Positive = 1
+    """Lanes of the ingestion job: each owns whole Kafka partitions (``partition % lanes``)
+    and commits on its own. One Python interpreter per TaskManager runs every lane's sink, so
+    more lanes pay off with more TaskManagers (a cluster), not on one machine."""
     python_execution_mode: Literal["thread", "process"] = "thread"
     """Where the job's Python functions run: ``thread`` embeds the interpreter in the JVM
     (pemja; no serialisation round trip per bundle), ``process`` runs separate Python workers
@@ -308,8 +313,12 @@ class ApiSettings(Section):
     """Bearer token of trusted service clients (simulator, backfills) posting for any user."""
     jwt_secret: SecretStr = SecretStr("dev-jwt-secret-change-me-to-32-bytes!")
     jwt_ttl_seconds: Positive = 3600
-    workers: Positive = 1
-    """uvicorn worker processes of ``encore api`` (each has its own Kafka producer)."""
+    workers: Positive = 2
+    """uvicorn worker processes of ``encore api`` (each has its own Kafka producer and
+    ``db_pool_size`` connections). One worker is GIL-bound at about one core (validation and
+    kafka-python's ``send()`` are Python), so the event path scales with workers up to the
+    cores it may use: 2 suits the 2-core machine it is measured on; give it about one per
+    core left after Kafka on a bigger host."""
     max_batch_events: Positive = 1000
     max_body_bytes: Positive = 2_000_000
     """Largest request body accepted (a full batch of v1 events is ~300 KB)."""

@@ -100,18 +100,17 @@ def committed_offsets(settings: Settings, partitions: list[int]) -> dict[str, di
 
 
 def resume_offsets(settings: Settings) -> dict[int, int] | None:
-    """Where to start without a checkpoint: just after what both tables hold, per partition.
+    """Where to start without a checkpoint: just after what bronze covers, per partition.
 
-    A partition the rejected table never saw starts after bronze's offset: records between
-    would be rejects only if they existed, and replaying a few is harmless (the writers
-    skip offsets they committed). Returns None on a fresh lake (earliest offsets).
+    A bronze commit records the highest offset of its whole micro-batch (the batch's rejects
+    are committed before it, its duplicates decided), so everything up to it is handled.
+    Records after it may include rejects already committed (the rejected table's writer
+    skips those by its own offsets). A partition bronze never covered starts at the
+    earliest offset. Returns None on a fresh lake (earliest offsets).
     """
     partitions = kafka_partitions(settings)
-    committed = committed_offsets(settings, partitions)
-    offsets = {}
-    for partition in partitions:
-        known = [by_table[partition] for by_table in committed.values() if partition in by_table]
-        offsets[partition] = max(known) + 1 if known else 0
+    bronze = committed_offsets(settings, partitions).get(PLAY_EVENTS.name, {})
+    offsets = {partition: bronze.get(partition, -1) + 1 for partition in partitions}
     return offsets if any(offsets.values()) else None
 
 

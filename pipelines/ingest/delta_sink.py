@@ -100,11 +100,14 @@ class OffsetTiedWriter:
             self._committed[partition] = -1 if version is None else version
         return self._committed[partition]
 
-    def write(self, columns: Mapping[str, Any]) -> int:
+    def write(self, columns: Mapping[str, Any], covered: Mapping[int, int] | None = None) -> int:
         """Append the rows not committed yet; returns how many were written.
 
         ``columns`` maps every column of the table to a list or Arrow array of equal length;
-        ``kafka_partition`` and ``kafka_offset`` must be among them.
+        ``kafka_partition`` and ``kafka_offset`` must be among them. ``covered``: per
+        partition, the highest offset the caller has fully handled with this commit (records
+        it rejected elsewhere or dropped as duplicates included); the commit records it, so a
+        restart without a checkpoint resumes after it.
         """
         batch = pa.table(
             {field.name: _as_array(columns[field.name], field.type) for field in self.schema},
@@ -125,6 +128,9 @@ class OffsetTiedWriter:
             if highest is not None:
                 versions[partition] = highest
         batch = batch.filter(keep)
+        for partition, offset in (covered or {}).items():
+            if partition in versions and offset > versions[partition]:
+                versions[partition] = offset
         skipped = len(offsets) - batch.num_rows
         if skipped:
             log.info("%s: skipped %d rows already committed (replay)", self.table.name, skipped)

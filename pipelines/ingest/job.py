@@ -1,8 +1,8 @@
-"""Play-events ingestion (PyFlink): Kafka -> validate -> dedup -> Delta bronze, exactly once.
+"""Play-events ingestion (PyFlink): Kafka -> micro-batches -> one Python sink, exactly once.
 
 Inputs: the Kafka topic ``settings.kafka.play_events_topic`` (v1 play events as JSON).
-Outputs:
-  - ``bronze.play_events``: every valid event once (dedup by ``event_id``), by event date;
+Outputs (all written by the sink, ``pipelines.ingest.sinks``):
+  - ``bronze.play_events``: every valid event once (first copy of each ``event_id`` kept);
   - ``bronze.play_events_rejected``: every record that fails the v1 contract, with the reason;
   - ``gold.trending_songs_realtime``: plays per country and song per event-time window;
   - Redis ``trending:v1:<country>`` (plays in the current window, a sorted set) and
@@ -10,31 +10,36 @@ Outputs:
 Schedule: runs continuously (``encore ingest start``); restarts resume from the latest
 retained checkpoint in ``$ENCORE_HOME/flink/checkpoints``.
 
-Shape of the job (all state in Java operators, Python only where it must be)::
+Shape of the job: Flink owns the reading, the buffering and the recovery; Python gets each
+micro-batch whole, in one crossing::
 
-    Kafka (raw bytes + partition/offset metadata)
-      -> Python UDF: encore.events validation vs arrival  (pipelines.ingest.parse)
-      -> rejected rows ---------------------------> micro-batch "rejected" --+
-      -> valid rows -> ROW_NUMBER dedup on event_id (keyed state, TTL)        |
-           -> micro-batch "bronze" (ARRAY_AGG per column) --------------------+-> UNION ALL
-           -> event-time TUMBLE count -> micro-batch "trending" --------------+      |
-                                                                                     v
-    one Python sink (pipelines.ingest.sinks): bronze -> Redis then Delta (delta_sink,
-    aggregates); rejected -> Delta; trending -> Delta MERGE. A micro-batch is one
-    ``commit_interval_ms`` processing-time window.
+    Kafka (raw bytes + partition/offset/broker timestamp)
+      -> processing-time TUMBLE (commit_interval_ms) per lane (kafka_partition % lanes):
+         ARRAY_AGG of the raw records  (Java state: part of every checkpoint)
+      -> one row per lane and interval -> Python sink: validate with the shared validator,
+         de-duplicate, Redis, Delta bronze / rejected, trending windows to gold
 
-Why micro-batches made by Flink SQL windows: a Python function has no checkpoint hooks, so a
-Python sink that buffered rows in its own memory would lose them if the process died after a
-checkpoint but before its commit. Here the buffering happens in a processing-time window
-(Java state, part of every checkpoint) and the Python sink writes each emitted batch
-synchronously; the checkpoint barrier reaches the sink only after the batches before it were
-committed. Replays of batches committed after the last checkpoint are skipped by the
-offset-tied Delta app transactions (delta_sink) and the offset hash in Redis (aggregates).
+Why so little in Flink SQL: every row that crosses between the JVM and Python, and every
+conversion between Flink's table and stream formats, costs CPU per event; the earlier job
+(a per-row validation UDF, keyed de-duplication, event-time windows, then per-column
+micro-batches into the sink) spent ~220 µs of CPU per event, two thirds in the JVM. Here a
+record is read, appended to one window list and handed to Python inside a batch of
+thousands; the validator (``encore.events``, the one definition of a valid event) runs in
+that batch, as does everything keyed by event content (de-duplication against bronze, the
+trending counts in Redis; see the sink).
 
-Parallelism is 1 on purpose: exactly-once at the sink relies on the rows of each Kafka
-partition arriving in offset order, and a keyed shuffle (the dedup) at a parallelism above 1
-interleaves a partition's rows from several subtasks. One Delta writer per table also avoids
-commit conflicts. CPU per event bounds the job (see docs/ingestion.md).
+Why micro-batches in Flink state: a Python function has no checkpoint hooks, so a Python
+sink that buffered rows in its own memory would lose them if the process died after a
+checkpoint but before its commit. The window is Java state, part of every checkpoint, and
+the sink writes each emitted batch synchronously: the checkpoint barrier reaches the sink
+only after the batches before it were committed. Replays of batches committed after the
+last checkpoint are skipped by the offset-tied Delta app transactions (delta_sink) and the
+offset hash in Redis (aggregates).
+
+Lanes (``settings.flink.ingest_parallelism``): the sink relies on each Kafka partition's
+rows arriving in offset order. A lane is a set of whole partitions (``partition % lanes``),
+grouped by one window key, so one sink subtask sees all of a partition's rows in order;
+lanes commit to Delta concurrently (appends on disjoint app transactions do not conflict).
 
 Run: ``python -m pipelines.ingest.job`` in the Flink environment (``encore ingest start``
 does that, with ``--restore`` pointing at the latest checkpoint).
@@ -51,48 +56,20 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 
 from encore.engines import flink_configuration
-from encore.settings import REPO_ROOT, EventsSettings, Settings, get_settings
-from encore.tables import PLAY_EVENTS
-from pipelines.ingest.parse import EVENT_FIELDS, PARSED_FIELDS, SINK_COLUMNS, SOURCE_FIELDS
+from encore.settings import REPO_ROOT, Settings, get_settings
 from pipelines.ingest.state import GROUP_ID, checkpoints_dir
 
 log = logging.getLogger("pipelines.ingest.job")
 
-# Columns are derived from the bronze table in the registry (and parse.EVENT_FIELDS), so
-# an added event field needs no edit here.
-BRONZE_COLUMNS = [name for name in PLAY_EVENTS.column_names if name not in SINK_COLUMNS]
-"""What the dedup keeps and the bronze micro-batch carries: the registry's bronze columns
-minus the ones the sink stamps (``parse.SINK_COLUMNS``)."""
-BRONZE_BATCH_COLUMNS = [*BRONZE_COLUMNS, "event_time_us"]
-"""The bronze micro-batch: bronze columns plus the time Redis trending counts by."""
-REJECTED_COLUMNS = ["raw_payload", "reason", "topic", "kafka_partition", "kafka_offset"]
-TRENDING_COLUMNS = ["window_start_us", "window_end_us", "country_code", "song_id", "plays"]
-KIND_COLUMNS = {
-    "bronze": BRONZE_BATCH_COLUMNS,
-    "rejected": REJECTED_COLUMNS,
-    "trending": TRENDING_COLUMNS,
-}
-# every column a micro-batch may carry, with its SQL type, in the order the sink reads them
-BATCH_COLUMNS = (
-    dict(EVENT_FIELDS)
-    | dict(SOURCE_FIELDS)
-    | {
-        "event_time_us": "BIGINT",
-        "raw_payload": "STRING",
-        "reason": "STRING",
-        "topic": "STRING",
-        "window_start_us": "BIGINT",
-        "window_end_us": "BIGINT",
-        "plays": "BIGINT",
-    }
-)
+BATCH_FIELDS = ("lane", "batch_end", "payloads", "partitions", "offsets", "arrivals")
+"""What each micro-batch row carries to the sink, in order."""
 
 
 def job_configuration(settings: Settings, restore_from: str | None) -> dict[str, str]:
     """Flink options of this job on top of the platform's (see module docstring for why 1)."""
     checkpoints = checkpoints_dir(settings)
     conf = flink_configuration(settings) | {
-        "parallelism.default": "1",
+        "parallelism.default": str(settings.flink.ingest_parallelism),
         "pipeline.name": "encore-ingest",
         "execution.checkpointing.dir": checkpoints.as_uri(),
         "execution.checkpointing.storage": "filesystem",
@@ -104,12 +81,9 @@ def job_configuration(settings: Settings, restore_from: str | None) -> dict[str,
         "execution.checkpointing.incremental": "true",
         # RocksDB writes an info LOG per operator into the Flink log folder otherwise
         "state.backend.rocksdb.log.level": "HEADER_LEVEL",
-        "table.exec.state.ttl": f"{settings.flink.dedup_ttl_s} s",
-        # the Python workers: bigger bundles amortise the JVM<->Python round trip, the time
-        # bound keeps a quiet stream flowing (freshness)
-        "python.fn-execution.bundle.size": "5000",
+        # one micro-batch row is one bundle's worth of work: send it to Python at once
+        "python.fn-execution.bundle.size": "1",
         "python.fn-execution.bundle.time": "100",
-        "python.fn-execution.arrow.batch.size": "5000",
     }
     conf |= python_configuration(settings)
     if restore_from:
@@ -153,7 +127,8 @@ def _source_ddl(settings: Settings, start_offsets: dict[int, int] | None) -> str
             kafka_offset BIGINT METADATA FROM 'offset' VIRTUAL,
             -- set by the broker (the topic is LogAppendTime): the arrival the time bounds
             -- and the trending clamp use, the same on every replay
-            arrival TIMESTAMP_LTZ(3) METADATA FROM 'timestamp' VIRTUAL
+            arrival TIMESTAMP_LTZ(3) METADATA FROM 'timestamp' VIRTUAL,
+            proctime AS PROCTIME()
         ) WITH (
             'connector' = 'kafka',
             'topic' = '{settings.kafka.play_events_topic}',
@@ -166,27 +141,33 @@ def _source_ddl(settings: Settings, start_offsets: dict[int, int] | None) -> str
     """
 
 
-def quoted(name: str) -> str:
-    """A column name as a Flink SQL identifier: registry names can be SQL keywords
-    (``variant`` names a type since Flink 2.1), so generated SQL quotes every one."""
-    return f"`{name}`"
+def micro_batch_sql(settings: Settings) -> str:
+    """One row per lane and processing-time interval: the raw records as parallel arrays.
 
-
-def _micro_batch_sql(kind: str, view: str, interval_ms: int) -> str:
-    """One row per processing-time window of ``view``: the kind, the window end, and every
-    column of BATCH_COLUMNS as an array (NULL for the columns this kind does not carry)."""
-    carried = KIND_COLUMNS[kind]
-    arrays = ",\n".join(
-        f"ARRAY_AGG({quoted(name)}) AS {quoted(name)}"
-        if name in carried
-        else f"CAST(NULL AS ARRAY<{sql}>) AS {quoted(name)}"
-        for name, sql in BATCH_COLUMNS.items()
-    )
-    size = f"INTERVAL '{interval_ms / 1000:.3f}' SECOND"
+    A null record value (a tombstone) travels as empty bytes, which the validator rejects
+    with a reason, so the arrays stay aligned and nothing is dropped silently. The broker
+    timestamps travel as text in the session's time zone (UTC; ``table.local-time-zone``):
+    thread mode hands Python a Java ``Instant`` object for a timestamp array element.
+    """
+    size = f"INTERVAL '{settings.flink.commit_interval_ms / 1000:.3f}' SECOND"
     return f"""
-        SELECT CAST('{kind}' AS STRING) AS kind, window_end AS batch_end, {arrays}
-        FROM TABLE(TUMBLE(TABLE {view}, DESCRIPTOR(proctime), {size}))
-        GROUP BY window_start, window_end
+        SELECT lane, window_end AS batch_end,
+            ARRAY_AGG(COALESCE(payload, X'')) AS payloads,
+            ARRAY_AGG(kafka_partition) AS partitions,
+            ARRAY_AGG(kafka_offset) AS offsets,
+            ARRAY_AGG(CAST(arrival AS STRING)) AS arrivals
+        FROM TABLE(TUMBLE(TABLE play_events_lanes, DESCRIPTOR(proctime), {size}))
+        GROUP BY window_start, window_end, lane
+    """
+
+
+def lanes_sql(settings: Settings) -> str:
+    """The source's records with their lane (whole partitions per lane)."""
+    lanes = settings.flink.ingest_parallelism
+    return f"""
+        SELECT payload, kafka_partition, kafka_offset, arrival, proctime,
+            MOD(kafka_partition, {lanes}) AS lane
+        FROM play_events_source
     """
 
 
@@ -194,8 +175,7 @@ def build(settings: Settings, restore_from: str | None, start_offsets: dict[int,
     """Assemble the job on a fresh StreamExecutionEnvironment; returns the environment."""
     from pyflink.common import Configuration, Types
     from pyflink.datastream import StreamExecutionEnvironment
-    from pyflink.table import DataTypes, Schema, StreamTableEnvironment
-    from pyflink.table.udf import udf
+    from pyflink.table import StreamTableEnvironment
 
     from pipelines.ingest.sinks import LakeSink
 
@@ -204,103 +184,13 @@ def build(settings: Settings, restore_from: str | None, start_offsets: dict[int,
         config.set_string(key, value)
     env = StreamExecutionEnvironment.get_execution_environment(config)
     t_env = StreamTableEnvironment.create(env)
-
-    row_type = DataTypes.ROW(
-        [DataTypes.FIELD(name, getattr(DataTypes, sql)()) for name, sql in PARSED_FIELDS]
-    )
-    t_env.create_temporary_system_function(
-        "parse_play_event", udf(ParsePlayEvent(settings.events), result_type=row_type)
-    )
     t_env.execute_sql(_source_ddl(settings, start_offsets))
-
-    fields = ", ".join(f"r.{quoted(name)} AS {quoted(name)}" for name, _ in PARSED_FIELDS)
-    parsed = t_env.sql_query(f"""
-        SELECT topic, kafka_partition, kafka_offset, {fields}
-        FROM (
-            SELECT topic, kafka_partition, kafka_offset, parse_play_event(payload, arrival) AS r
-            FROM play_events_source
-        )
-    """)
-    # Through a DataStream and back: the parse runs once however many branches read it
-    # (two to_data_stream calls on one table would plan the source and UDF twice).
-    with_proctime = Schema.new_builder().column_by_expression("proctime", "PROCTIME()").build()
-    parsed_stream = t_env.to_data_stream(parsed)
-    t_env.create_temporary_view("parsed", t_env.from_data_stream(parsed_stream, with_proctime))
-
-    # ---- rejects
-    t_env.create_temporary_view(
-        "rejected", t_env.sql_query("SELECT * FROM parsed WHERE reason IS NOT NULL")
-    )
-
-    # ---- dedup: first occurrence of each event_id wins; state expires after the TTL
-    kept = ", ".join(quoted(name) for name in BRONZE_BATCH_COLUMNS)
-    deduped = t_env.sql_query(f"""
-        SELECT {kept} FROM (
-            SELECT *, ROW_NUMBER() OVER (PARTITION BY event_id ORDER BY proctime) AS rn
-            FROM parsed WHERE reason IS NULL
-        ) WHERE rn = 1
-    """)
-    deduped_stream = t_env.to_data_stream(deduped)
-    t_env.create_temporary_view("deduped", t_env.from_data_stream(deduped_stream, with_proctime))
-
-    # ---- trending: event-time tumbling windows, final counts once the watermark passes.
-    # Event time is min(start_time, arrival) (parse): a client clock ahead of the broker's
-    # cannot push the watermark past the plays still arriving, so nothing current is late.
-    window_s = settings.flink.trending_window_s
-    with_rowtime = (
-        Schema.new_builder()
-        .column_by_expression("rowtime", "TO_TIMESTAMP_LTZ(event_time_us / 1000, 3)")
-        .watermark("rowtime", f"rowtime - INTERVAL '{settings.flink.trending_lateness_s}' SECOND")
-        .build()
-    )
-    t_env.create_temporary_view(
-        "deduped_events", t_env.from_data_stream(deduped_stream, with_rowtime)
-    )
-    counts = t_env.sql_query(f"""
-        SELECT
-            UNIX_TIMESTAMP(CAST(window_start AS STRING)) * 1000000 AS window_start_us,
-            UNIX_TIMESTAMP(CAST(window_end AS STRING)) * 1000000 AS window_end_us,
-            country_code, song_id, COUNT(*) AS plays
-        FROM TABLE(TUMBLE(
-            TABLE deduped_events, DESCRIPTOR(rowtime), INTERVAL '{window_s}' SECOND(9)))
-        GROUP BY window_start, window_end, country_code, song_id
-    """)
-    t_env.create_temporary_view(
-        "trending_counts", t_env.from_data_stream(t_env.to_data_stream(counts), with_proctime)
-    )
-
-    # ---- one stream of micro-batches of every kind, into one Python sink (one Python
-    # worker for all writes instead of one per sink: each worker costs memory, start-up time
-    # and a copy of every row it is sent)
-    interval = settings.flink.commit_interval_ms
-    batches = t_env.sql_query(
-        "\nUNION ALL\n".join(
-            [
-                _micro_batch_sql("bronze", "deduped", interval),
-                _micro_batch_sql("rejected", "rejected", interval),
-                _micro_batch_sql("trending", "trending_counts", interval),
-            ]
-        )
-    )
-    sink = LakeSink(settings, list(BATCH_COLUMNS))
-    t_env.to_data_stream(batches).flat_map(sink, output_type=Types.STRING()).name(
-        "sinks: Delta bronze, rejected, trending; Redis"
+    t_env.create_temporary_view("play_events_lanes", t_env.sql_query(lanes_sql(settings)))
+    batches = t_env.sql_query(micro_batch_sql(settings))
+    t_env.to_data_stream(batches).flat_map(LakeSink(settings), output_type=Types.STRING()).name(
+        "sink: validate, de-duplicate; Redis, Delta bronze, rejected, trending"
     ).print()
     return env
-
-
-class ParsePlayEvent:
-    """The UDF: ``parse_record`` with the contract's time bounds (pickled with the job)."""
-
-    def __init__(self, bounds: EventsSettings) -> None:
-        self.bounds = bounds
-
-    def __call__(self, payload: bytes | None, arrival: datetime):
-        from pyflink.common import Row
-
-        from pipelines.ingest.parse import parse_record
-
-        return Row(*parse_record(payload, arrival, self.bounds))
 
 
 def main(argv: Iterable[str] | None = None) -> None:

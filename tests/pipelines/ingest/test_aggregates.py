@@ -117,3 +117,44 @@ def test_trending_counts_by_event_time_not_start(client: redis.Redis, platform: 
     aggregates(client, platform).apply(rows)
     assert client.hget(LATEST_WINDOW_KEY, "FR") == str(T0_US // 1_000_000).encode()
     assert client.zscore(trending_key("FR", T0_US // 1_000_000), "s1") == 1.0
+
+
+def test_windows_close_when_the_watermark_passes_and_are_published_once(
+    client: redis.Redis, platform: Settings
+) -> None:
+    lateness_us = platform.flink.trending_lateness_s * 1_000_000
+    agg = aggregates(client, platform)
+    agg.apply(batch([(0, 1, "u1", "s1", "US", T0_US), (0, 2, "u2", "s1", "US", T0_US + 9)]))
+    assert agg.closed_windows() == []  # the watermark has not reached the window's end
+    window_end_us = T0_US + WINDOW_S * 1_000_000
+    agg.apply(batch([(0, 3, "u3", "s2", "GB", window_end_us + lateness_us)]))
+    window = T0_US // 1_000_000
+    assert agg.closed_windows() == [("US", window)]
+    counts = agg.window_counts(agg.closed_windows())
+    assert counts == {
+        "window_start_us": [T0_US],
+        "window_end_us": [window_end_us],
+        "country_code": ["US"],
+        "song_id": ["s1"],
+        "plays": [2],
+    }
+    # a late play counts in Redis but does not reopen the window for gold (as in Flink)
+    agg.published(agg.closed_windows())
+    agg.apply(batch([(0, 4, "u4", "s1", "US", T0_US + 10)]))
+    assert agg.closed_windows() == []
+    assert client.zscore(trending_key("US", window), "s1") == 3.0
+    # the open windows and the watermark survive a restart (they live in Redis)
+    restarted = aggregates(client, platform)
+    assert restarted.max_event_us == window_end_us + lateness_us
+    assert restarted.open_windows == {f"GB|{window_end_us // 1_000_000}"}
+
+
+def test_unpublished_windows_are_published_again_after_a_crash(
+    client: redis.Redis, platform: Settings
+) -> None:
+    agg = aggregates(client, platform)
+    late = T0_US + (WINDOW_S + platform.flink.trending_lateness_s) * 1_000_000
+    agg.apply(batch([(0, 1, "u1", "s1", "US", T0_US), (0, 2, "u2", "s2", "US", late)]))
+    assert agg.closed_windows() == [("US", T0_US // 1_000_000)]
+    # the process dies after the MERGE, before `published`: the next one publishes again
+    assert aggregates(client, platform).closed_windows() == [("US", T0_US // 1_000_000)]

@@ -68,3 +68,17 @@ def test_an_empty_table_is_created_with_the_registry_schema(settings: Settings) 
     table = DeltaTable(PLAY_EVENTS_REJECTED.path(settings))
     assert table.metadata().partition_columns == ["rejected_date"]
     assert table.schema().to_arrow().names == PLAY_EVENTS_REJECTED.column_names
+
+
+def test_a_commit_records_what_its_batch_covered_beyond_its_rows(settings: Settings) -> None:
+    """Bronze's commit records the highest offset of its whole micro-batch (rejects and
+    duplicates handled elsewhere included): a restart without a checkpoint resumes after it."""
+    writer = OffsetTiedWriter(PLAY_EVENTS_REJECTED, settings, "play-events")
+    assert writer.write(batch([0, 1], [5, 2]), covered={0: 9, 1: 2, 2: 4}) == 2
+    # partition 2 had no row in this commit: nothing is claimed for it
+    assert committed_offsets(PLAY_EVENTS_REJECTED, settings, "play-events", [0, 1, 2]) == {
+        0: 9,
+        1: 2,
+    }
+    restarted = OffsetTiedWriter(PLAY_EVENTS_REJECTED, settings, "play-events")
+    assert restarted.write(batch([0, 0], [8, 10])) == 1  # 8 was covered, 10 is new
