@@ -37,6 +37,7 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from collections import defaultdict
 from datetime import UTC, datetime
 from pathlib import Path
@@ -194,21 +195,90 @@ def post_batches(
     return accepted, started, max(accepted.values())
 
 
+# --------------------------------------------------------------------------- visibility
+
+
+def commit_times(settings, sink: str) -> dict[int, tuple[list[int], list[float]]]:
+    """Per partition: the highest offset each write covered and when it returned (epoch s),
+    in order: ``sink="bronze"`` for the Delta commits, ``"batch"`` for the Redis
+    transactions (one per micro-batch)."""
+    from pipelines.ingest.state import commits_log
+
+    offsets_field, at_field = (
+        ("offsets", "at") if sink == "bronze" else ("redis_offsets", "redis_at")
+    )
+    by_partition: dict[int, tuple[list[int], list[float]]] = defaultdict(lambda: ([], []))
+    for line in commits_log(settings).read_text().splitlines():
+        entry = json.loads(line)
+        if entry["sink"] != sink or not entry.get(offsets_field):
+            continue
+        at = datetime.fromisoformat(entry[at_field]).timestamp()
+        for partition, offset in entry[offsets_field].items():
+            offsets, times = by_partition[int(partition)]
+            if offsets and offset <= offsets[-1]:
+                continue  # a replayed range: the first write made it visible
+            offsets.append(offset)
+            times.append(at)
+    return by_partition
+
+
+def visible_times(settings, event_ids: set[str]) -> dict[str, tuple[float, float]]:
+    """event_id -> (visible in Delta, visible in Redis), epoch seconds."""
+    from encore.delta import read_lake_table
+    from encore.tables import PLAY_EVENTS
+
+    delta_commits = commit_times(settings, "bronze")
+    redis_writes = commit_times(settings, "batch")
+    bronze = read_lake_table(settings, PLAY_EVENTS, ["event_id", "kafka_partition", "kafka_offset"])
+    result = {}
+    for event_id, partition, offset in zip(
+        *(bronze.column(c).to_pylist() for c in bronze.column_names), strict=True
+    ):
+        if event_id not in event_ids:
+            continue
+        offsets, deltas = delta_commits[partition]
+        redis_offsets, redises = redis_writes[partition]
+        result[event_id] = (
+            deltas[bisect.bisect_left(offsets, offset)],
+            redises[bisect.bisect_left(redis_offsets, offset)],
+        )
+    return result
+
+
+def wait_committed(settings, minimum: int, timeout_s: float) -> None:
+    from encore.delta import delta_dataset, open_delta
+    from encore.tables import PLAY_EVENTS
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        delta = open_delta(settings, PLAY_EVENTS)
+        if delta is not None and delta_dataset(delta).count_rows() >= minimum:
+            return
+        time.sleep(0.25)
+    raise SystemExit(f"bronze did not reach {minimum} rows in {timeout_s:.0f} s")
+
+
+def percentile(values: list[float], q: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, int(q * (len(values) - 1)))]
+
+
+# --------------------------------------------------------------------------- main
+
+
+def fresh_ids(events: list[dict]) -> list[dict]:
+    """The same events under new ids (a second, distinct load from one simulation)."""
+    return [event | {"event_id": str(uuid.uuid4())} for event in events]
+
+
 def bench_raw_producer(settings, events: list[dict]) -> dict:
-    """kafka-python alone, configured as the API's producer, values pre-encoded."""
+    """kafka-python alone, configured as the API's producer, values pre-encoded, sending to
+    the play-events topic (the job then drains them: the job-alone phase)."""
     from kafka import KafkaProducer
-    from kafka.admin import KafkaAdminClient, NewTopic
 
     from streaming_api.producer import producer_config
 
-    topic = "bench-raw"
-    admin = KafkaAdminClient(bootstrap_servers=settings.kafka.servers)
-    try:
-        admin.create_topics(
-            [NewTopic(topic, settings.kafka.play_events_partitions, replication_factor=1)]
-        )
-    finally:
-        admin.close()
+    topic = settings.kafka.play_events_topic
     values = [json.dumps(e, separators=(",", ":")).encode() for e in events]
     keys = [e["user_id"].encode() for e in events]
     producer = KafkaProducer(**producer_config(settings))
@@ -223,142 +293,58 @@ def bench_raw_producer(settings, events: list[dict]) -> dict:
     return {"events": len(events), "seconds": elapsed, "events_per_s": len(events) / elapsed}
 
 
-# --------------------------------------------------------------------------- visibility
-
-
-def commit_times(settings) -> dict[int, tuple[list[int], list[float], list[float]]]:
-    """Per partition: the highest offset of each bronze commit, when the commit returned,
-    and when that batch's Redis transaction returned (epoch s), in commit order."""
-    from pipelines.ingest.control import commits_log
-
-    by_partition: dict[int, tuple[list[int], list[float], list[float]]] = defaultdict(
-        lambda: ([], [], [])
-    )
-    for line in commits_log(settings).read_text().splitlines():
-        entry = json.loads(line)
-        if entry["sink"] != "bronze" or not entry.get("offsets"):
-            continue
-        delta_at = datetime.fromisoformat(entry["at"]).timestamp()
-        redis_at = datetime.fromisoformat(entry["redis_at"]).timestamp()
-        for partition, offset in entry["offsets"].items():
-            offsets, deltas, redises = by_partition[int(partition)]
-            offsets.append(offset)
-            deltas.append(delta_at)
-            redises.append(redis_at)
-    return by_partition
-
-
-def visible_times(settings, event_ids: set[str]) -> dict[str, tuple[float, float]]:
-    """event_id -> (visible in Delta, visible in Redis), epoch seconds."""
-    from deltalake import DeltaTable
-
-    from encore.tables import PLAY_EVENTS
-
-    commits = commit_times(settings)
-    bronze = DeltaTable(PLAY_EVENTS.path(settings)).to_pyarrow_table(
-        columns=["event_id", "kafka_partition", "kafka_offset"]
-    )
-    result = {}
-    for event_id, partition, offset in zip(
-        *(bronze.column(c).to_pylist() for c in bronze.column_names), strict=True
-    ):
-        if event_id not in event_ids:
-            continue
-        offsets, deltas, redises = commits[partition]
-        i = bisect.bisect_left(offsets, offset)
-        result[event_id] = (deltas[i], redises[i])
-    return result
-
-
-def wait_committed(settings, minimum: int, timeout_s: float) -> None:
-    from deltalake import DeltaTable
-
-    from encore.tables import PLAY_EVENTS
-
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            if DeltaTable(PLAY_EVENTS.path(settings)).to_pyarrow_dataset().count_rows() >= minimum:
-                return
-        except Exception:  # the job has not created the table yet
-            pass
-        time.sleep(0.25)
-    raise SystemExit(f"bronze did not reach {minimum} rows in {timeout_s:.0f} s")
-
-
-def percentile(values: list[float], q: float) -> float:
-    values = sorted(values)
-    return values[min(len(values) - 1, int(q * (len(values) - 1)))]
-
-
-# --------------------------------------------------------------------------- main
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--events", type=int, default=150_000)
-    parser.add_argument("--clients", type=int, default=4)
-    parser.add_argument("--batch-size", type=int, default=1000)
-    parser.add_argument("--fresh-rate", type=float, default=2000)
-    parser.add_argument("--fresh-seconds", type=float, default=30)
-    parser.add_argument("--fresh-batch-size", type=int, default=100)
-    parser.add_argument("--checkpoint-ms", type=int, default=2000)
-    parser.add_argument("--commit-ms", type=int, default=1000)
-    parser.add_argument("--out", type=Path, default=RESULTS)
-    parser.add_argument("--keep", action="store_true", help="Keep the temporary ENCORE_HOME.")
-    args = parser.parse_args()
-
+def one_run(args, events: list[dict], run: int) -> dict:
+    """Every phase on a fresh throw-away platform; returns the run's figures."""
     home = Path(tempfile.mkdtemp(prefix="encore-bench-ingest-"))
     settings = isolated_settings(home, args.checkpoint_ms, args.commit_ms)
     from encore import services
     from pipelines.ingest import control
 
     warmup_n = 2000
-    fresh_n = int(args.fresh_rate * args.fresh_seconds)
-    print(f"simulating {args.events + fresh_n + warmup_n} events ...", flush=True)
-    events = simulated_events(args.events + fresh_n + warmup_n, seed=3, days=3)
     warmup, load, fresh = (
         events[:warmup_n],
         events[warmup_n : warmup_n + args.events],
         events[warmup_n + args.events :],
     )
+    preloaded = fresh_ids(load)
     token = settings.api.service_token.get_secret_value()
-    load_before = os.getloadavg()[0]
-    result: dict = {
-        "benchmark": "ingest",
-        "when": datetime.now(UTC).isoformat(timespec="seconds"),
-        "command": "python benchmarks/bench_ingest.py " + " ".join(sys.argv[1:]),
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
-        "load_1m_before": load_before,
-        "settings": {
-            "checkpoint_interval_ms": settings.flink.checkpoint_interval_ms,
-            "commit_interval_ms": settings.flink.commit_interval_ms,
-            "state_backend": settings.flink.state_backend,
-            "partitions": settings.kafka.play_events_partitions,
-            "flink_parallelism": 1,
-        },
-    }
+    result: dict = {"run": run, "load_1m_before": os.getloadavg()[0]}
     server = None
     try:
-        print("platform: kafka, redis ...", flush=True)
+        print(f"run {run}: platform: kafka, redis ...", flush=True)
         services.up(settings, ["kafka", "redis"])
         services.ensure_topics(settings)
 
-        print("ceiling: raw kafka-python producer ...", flush=True)
-        result["raw_producer"] = bench_raw_producer(settings, load)
+        print(f"run {run}: ceiling: raw kafka-python producer ...", flush=True)
+        result["raw_producer"] = bench_raw_producer(settings, preloaded)
 
-        print("starting the ingestion job and the API ...", flush=True)
+        print(f"run {run}: job alone: draining {len(preloaded)} events ...", flush=True)
         started = time.monotonic()
         control.start(settings)
+        job = {"flink job": control.running_pid(settings)}
+        wait_committed(settings, 1, timeout_s=300)
+        result["job_start_s"] = time.monotonic() - started
+        first_commit, cpu_before = time.time(), cpu_by_component(job)
+        wait_committed(settings, len(preloaded), timeout_s=600)
+        drained, cpu_after = time.time(), cpu_by_component(job)
+        job_cpu = sum(cpu_after[k] - cpu_before.get(k, 0) for k in cpu_after if k in JOB_PARTS)
+        result["job_alone"] = {
+            "events": len(preloaded),
+            "seconds": drained - first_commit,
+            "events_per_s": len(preloaded) / (drained - first_commit),
+            "cpu_us_per_event": job_cpu / len(preloaded) * 1e6,
+        }
+        done = len(preloaded)
+
+        print(f"run {run}: the API, warm-up ...", flush=True)
         server, base = start_api(settings)
         post_batches(base, token, [warmup[i : i + 500] for i in range(0, warmup_n, 500)], 1)
-        wait_committed(settings, warmup_n, timeout_s=300)
-        result["job_start_s"] = time.monotonic() - started
+        done += warmup_n
+        wait_committed(settings, done, timeout_s=300)
 
-        print(f"throughput: {args.events} events, {args.clients} clients ...", flush=True)
-        groups = {
+        print(f"run {run}: throughput: {args.events} events, {args.clients} clients ...")
+        groups = job | {
             "api": server,
-            "flink job": control.running_pid(settings),
             "kafka": services.running_pid(settings, "kafka"),
             "redis": services.running_pid(settings, "redis"),
         }
@@ -366,11 +352,16 @@ def main() -> None:
         batches = [load[i : i + args.batch_size] for i in range(0, len(load), args.batch_size)]
         accepted, first_sent, last_accepted = post_batches(base, token, batches, args.clients)
         api_s = last_accepted - first_sent
-        wait_committed(settings, warmup_n + len(load), timeout_s=600)
+        done += len(load)
+        wait_committed(settings, done, timeout_s=600)
         visible = visible_times(settings, set(accepted))
         last_visible = max(delta for delta, _ in visible.values())
         cpu_after = cpu_by_component(groups)
         e2e_s = last_visible - first_sent
+        cpu = {
+            name: round(cpu_after.get(name, 0) - cpu_before.get(name, 0), 2)
+            for name in sorted(cpu_after)
+        }
         result["throughput"] = {
             "events": len(load),
             "clients": args.clients,
@@ -379,16 +370,13 @@ def main() -> None:
             "api_events_per_s": len(load) / api_s,
             "end_to_end_s": e2e_s,
             "end_to_end_events_per_s": len(load) / e2e_s,
-            "cpu_s": {
-                name: round(cpu_after.get(name, 0) - cpu_before.get(name, 0), 2)
-                for name in sorted(cpu_after)
+            "cpu_s": cpu,
+            "cpu_us_per_event": {
+                name: round(seconds / len(load) * 1e6, 1) for name, seconds in cpu.items()
             },
         }
 
-        print(
-            f"freshness: {args.fresh_rate:.0f} events/s for {args.fresh_seconds:.0f} s ...",
-            flush=True,
-        )
+        print(f"run {run}: freshness: {args.fresh_rate:.0f} events/s, {args.fresh_seconds:.0f} s")
         size = args.fresh_batch_size
         accepted, _, _ = post_batches(
             base,
@@ -397,7 +385,8 @@ def main() -> None:
             clients=max(2, args.clients),
             rate=args.fresh_rate,
         )
-        wait_committed(settings, warmup_n + len(load) + len(fresh), timeout_s=300)
+        done += len(fresh)
+        wait_committed(settings, done, timeout_s=300)
         visible = visible_times(settings, set(accepted))
         to_delta = [visible[e][0] - accepted[e] for e in accepted]
         to_redis = [visible[e][1] - accepted[e] for e in accepted]
@@ -410,6 +399,7 @@ def main() -> None:
             "redis_p50_s": statistics.median(to_redis),
             "redis_p95_s": percentile(to_redis, 0.95),
         }
+        result["bronze_files"] = bronze_files(settings)
         result["load_1m_after"] = os.getloadavg()[0]
     finally:
         if server is not None:
@@ -418,48 +408,131 @@ def main() -> None:
         services.down(settings, ["kafka", "redis"])
         if not args.keep:
             shutil.rmtree(home, ignore_errors=True)
+    return result
 
+
+JOB_PARTS = ("flink jvm", "flink python workers", "flink python (UDF + sink)")
+
+
+def bronze_files(settings) -> int:
+    from encore.delta import open_delta
+    from encore.tables import PLAY_EVENTS
+
+    delta = open_delta(settings, PLAY_EVENTS)
+    return len(delta.file_uris()) if delta else 0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--events", type=int, default=150_000)
+    parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--batch-size", type=int, default=1000)
+    parser.add_argument("--fresh-rate", type=float, default=5000)
+    parser.add_argument("--fresh-seconds", type=float, default=30)
+    parser.add_argument("--fresh-batch-size", type=int, default=100)
+    parser.add_argument("--checkpoint-ms", type=int, default=2000)
+    parser.add_argument("--commit-ms", type=int, default=1000)
+    parser.add_argument("--runs", type=int, default=3, help="Runs; the table shows medians.")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--keep", action="store_true", help="Keep the temporary ENCORE_HOME.")
+    args = parser.parse_args()
+
+    fresh_n = int(args.fresh_rate * args.fresh_seconds)
+    total = args.events + fresh_n + 2000
+    print(f"simulating {total} events ...", flush=True)
+    events = simulated_events(total, seed=3, days=3)
+    probe = isolated_settings(Path(tempfile.gettempdir()), args.checkpoint_ms, args.commit_ms)
+    result: dict = {
+        "benchmark": "ingest",
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "command": "python benchmarks/bench_ingest.py " + " ".join(sys.argv[1:]),
+        "machine": {
+            "cpus": os.cpu_count(),
+            "cpus_usable": len(os.sched_getaffinity(0)),
+            "python": platform.python_version(),
+        },
+        "settings": {
+            "checkpoint_interval_ms": probe.flink.checkpoint_interval_ms,
+            "commit_interval_ms": probe.flink.commit_interval_ms,
+            "state_backend": probe.flink.state_backend,
+            "python_execution_mode": probe.flink.python_execution_mode,
+            "partitions": probe.kafka.play_events_partitions,
+            "flink_parallelism": probe.flink.ingest_parallelism,
+            "api_workers": probe.api.workers,
+        },
+        "runs": [one_run(args, events, run) for run in range(1, args.runs + 1)],
+    }
+    result["median"] = medians(result["runs"])
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     report(result, args.out)
 
 
+def medians(runs: list[dict]) -> dict:
+    """The median of every numeric figure across runs (same nesting)."""
+
+    def walk(values: list) -> object:
+        first = values[0]
+        if isinstance(first, dict):
+            return {key: walk([v[key] for v in values if key in v]) for key in first}
+        if isinstance(first, int | float) and not isinstance(first, bool):
+            return statistics.median(values)
+        return first
+
+    return walk(runs)
+
+
 def report(result: dict, out: Path) -> None:
+    """Each figure per run and its median; ratios are computed within each run."""
     from rich.console import Console
     from rich.table import Table
 
-    table = Table("measure", "value", title="ingestion benchmark")
-    raw, put, fresh = result["raw_producer"], result["throughput"], result["freshness"]
-    table.add_row("raw kafka-python producer (ceiling)", f"{raw['events_per_s']:,.0f} events/s")
-    table.add_row(
-        f"API accept ({put['clients']} clients, batches of {put['batch_size']})",
-        f"{put['api_events_per_s']:,.0f} events/s",
+    runs = result["runs"]
+    table = Table(
+        "measure",
+        *(f"run {r['run']}" for r in runs),
+        "median",
+        title=f"ingestion benchmark ({result['machine']['cpus_usable']} usable cores)",
     )
-    table.add_row(
-        "end to end: API -> rows committed in Delta",
-        f"{put['end_to_end_events_per_s']:,.0f} events/s ({put['events']:,} events)",
+
+    def row(label: str, figure, fmt: str = "{:,.0f}") -> None:
+        values = [figure(r) for r in runs]
+        median = statistics.median(values)
+        table.add_row(label, *(fmt.format(v) for v in values), fmt.format(median))
+
+    raw = lambda r: r["raw_producer"]["events_per_s"]  # noqa: E731
+    row("raw kafka-python producer (ceiling), events/s", raw)
+    row("job alone, draining a backlog, events/s", lambda r: r["job_alone"]["events_per_s"])
+    row("job alone, CPU µs per event", lambda r: r["job_alone"]["cpu_us_per_event"], "{:.0f}")
+    put = lambda r: r["throughput"]  # noqa: E731
+    row("API accept, events/s", lambda r: put(r)["api_events_per_s"])
+    row("  API / raw producer", lambda r: put(r)["api_events_per_s"] / raw(r), "{:.0%}")
+    row("end to end: API -> Delta, events/s", lambda r: put(r)["end_to_end_events_per_s"])
+    e2e = lambda r: put(r)["end_to_end_events_per_s"]  # noqa: E731
+    row("  end to end / API", lambda r: e2e(r) / put(r)["api_events_per_s"], "{:.0%}")
+    fresh = lambda r: r["freshness"]  # noqa: E731
+    rate = runs[0]["freshness"]["rate"]
+    row(f"freshness to Delta at {rate:,.0f}/s, p50 s", lambda r: fresh(r)["delta_p50_s"], "{:.2f}")
+    row("  p95 s", lambda r: fresh(r)["delta_p95_s"], "{:.2f}")
+    row(f"freshness to Redis at {rate:,.0f}/s, p50 s", lambda r: fresh(r)["redis_p50_s"], "{:.2f}")
+    row("  p95 s", lambda r: fresh(r)["redis_p95_s"], "{:.2f}")
+    row("job start-up to first commit, s", lambda r: r["job_start_s"], "{:.1f}")
+    row("bronze files at the end", lambda r: r["bronze_files"])
+    for name in sorted(runs[0]["throughput"]["cpu_us_per_event"]):
+        row(
+            f"CPU µs/event end to end: {name}",
+            lambda r, name=name: r["throughput"]["cpu_us_per_event"].get(name, 0),
+            "{:.0f}",
+        )
+    row(
+        "CPU µs/event end to end: all",
+        lambda r: sum(r["throughput"]["cpu_us_per_event"].values()),
+        "{:.0f}",
     )
-    table.add_row(
-        f"freshness to Delta at {fresh['rate']:.0f} events/s (p50 / p95)",
-        f"{fresh['delta_p50_s']:.2f} s / {fresh['delta_p95_s']:.2f} s",
-    )
-    table.add_row(
-        "freshness to Redis (p50 / p95)",
-        f"{fresh['redis_p50_s']:.2f} s / {fresh['redis_p95_s']:.2f} s",
-    )
-    settings = result["settings"]
-    table.add_row(
-        "checkpoint / commit interval",
-        f"{settings['checkpoint_interval_ms']} ms / {settings['commit_interval_ms']} ms",
-    )
-    table.add_row("job start-up (to first rows visible)", f"{result['job_start_s']:.1f} s")
-    for name, seconds in put["cpu_s"].items():
-        table.add_row(f"CPU during throughput phase: {name}", f"{seconds:.1f} s")
-    table.add_row(
-        "load average (1 min) before / after",
-        f"{result['load_1m_before']:.1f} / {result.get('load_1m_after', float('nan')):.1f}",
-    )
+    row("load average (1 min) before", lambda r: r["load_1m_before"], "{:.1f}")
+    row("load average (1 min) after", lambda r: r.get("load_1m_after", float("nan")), "{:.1f}")
     Console().print(table)
+    print(f"settings: {result['settings']}")
     print(f"saved {out}")
 
 

@@ -263,16 +263,24 @@ class FlinkSettings(Section):
     checkpoint_interval_ms: Positive = 2000
     venv: str = ""
     """The Flink environment's venv; empty means ``infra/envs/flink/.venv`` in the checkout."""
-    state_backend: str = "rocksdb"
-    """``rocksdb`` (incremental checkpoints: cost follows the change, not the dedup state's
-    size) or ``hashmap`` (faster per record, full snapshots; fine for small state)."""
+    state_backend: str = "hashmap"
+    """``hashmap`` (state on the JVM heap, full snapshots) or ``rocksdb`` (on disk,
+    incremental snapshots). The ingestion job's state is only its pending micro-batches (a
+    second or two of raw records), small enough for the heap, where every append is far
+    cheaper than RocksDB's serialised writes."""
     dedup_ttl_s: Positive = 3600
     """How long an ``event_id`` is remembered for de-duplication (producer retries, client
     resends). A copy arriving later than this is stored twice. The ingestion sink keeps the
     ids in memory (~100 bytes each) and reloads them from bronze when it starts."""
     commit_interval_ms: Positive = 1000
-    """Ingestion micro-batch: one Delta commit per table and one Redis transaction per
-    interval (freshness vs Delta log size)."""
+    """Ingestion micro-batch: the Flink window that hands raw records to the sink, one Redis
+    transaction (and a rejected-table commit when there are rejects) per interval."""
+    bronze_target_rows: Positive = 2000
+    """A bronze commit is made once this many rows are pending (under load: every
+    micro-batch, so Delta stays within the freshness goal) ..."""
+    bronze_max_delay_ms: Positive = 10_000
+    """... or once the oldest pending row waited this long (when quiet: one commit, one file
+    per date, gathers many micro-batches instead of a tiny file per second)."""
     trending_window_s: Positive = 300
     """Tumbling event-time window of the trending-songs counts."""
     trending_lateness_s: NonNegative = 10

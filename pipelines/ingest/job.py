@@ -151,7 +151,7 @@ def micro_batch_sql(settings: Settings) -> str:
     """
     size = f"INTERVAL '{settings.flink.commit_interval_ms / 1000:.3f}' SECOND"
     return f"""
-        SELECT lane, window_end AS batch_end,
+        SELECT lane, CAST(window_end AS STRING) AS batch_end,
             ARRAY_AGG(COALESCE(payload, X'')) AS payloads,
             ARRAY_AGG(kafka_partition) AS partitions,
             ARRAY_AGG(kafka_offset) AS offsets,
@@ -187,9 +187,16 @@ def build(settings: Settings, restore_from: str | None, start_offsets: dict[int,
     t_env.execute_sql(_source_ddl(settings, start_offsets))
     t_env.create_temporary_view("play_events_lanes", t_env.sql_query(lanes_sql(settings)))
     batches = t_env.sql_query(micro_batch_sql(settings))
-    t_env.to_data_stream(batches).flat_map(LakeSink(settings), output_type=Types.STRING()).name(
-        "sink: validate, de-duplicate; Redis, Delta bronze, rejected, trending"
-    ).print()
+    (
+        t_env.to_data_stream(batches)
+        # PyFlink cannot key a stream of rows holding arrays of bytes (its key_by converts
+        # the row type and fails on them): hand each batch on as a pickled tuple instead
+        .map(tuple, output_type=Types.PICKLED_BYTE_ARRAY())
+        .key_by(lambda batch: batch[0], key_type=Types.INT())  # the lane
+        .process(LakeSink(settings), output_type=Types.STRING())
+        .name("sink: validate, de-duplicate; Redis, Delta bronze, rejected, trending")
+        .print()
+    )
     return env
 
 

@@ -15,12 +15,24 @@ checkpoints, see job.py):
    the sink starts, so a restore decides every copy as the undisturbed run did);
 4. Redis: trending counts, recent plays, event-time progress (one transaction, skipping
    offsets it already applied: ``redis_skipped``);
-5. Delta: the rejected records, then the kept events to bronze (offset-tied commits);
+5. Delta: the rejected records at once; the kept events join the lane's *pending* rows
+   (Flink keyed list state, part of every checkpoint), committed to bronze (offset-tied)
+   once they reach ``bronze_target_rows`` or the oldest has waited ``bronze_max_delay_ms``
+   (a timer): under load every micro-batch is a commit of thousands of rows, when quiet a
+   commit gathers many batches, so the table does not gain a tiny file per second;
 6. trending windows the watermark has passed: their counts, read from Redis, MERGEd into
    ``gold.trending_songs_realtime``.
 
-Each batch appends one JSON summary line to ``$ENCORE_HOME/logs/ingest-commits.jsonl`` (read
-by the tests and the benchmark). Crash points for tests are ``faults.FaultInjector``'s.
+The pending rows are safe for the same reason the micro-batch window is: they are Flink
+state, checkpointed with the Kafka offsets. After a restore they are committed (the writer
+skips any the crashed run had committed after that checkpoint) and their ids join the
+de-duplication ids. Redis is written per micro-batch (its freshness does not wait for the
+Delta cadence); both sides skip what they applied by offset.
+
+Each micro-batch appends a ``"sink": "batch"`` JSON line to
+``$ENCORE_HOME/logs/ingest-commits.jsonl`` and each bronze commit a ``"sink": "bronze"``
+line (read by the tests and the benchmark). Crash points for tests are
+``faults.FaultInjector``'s.
 Runs in the Flink environment's Python (embedded in the JVM in thread mode).
 """
 
@@ -32,7 +44,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-from pyflink.datastream.functions import FlatMapFunction, RuntimeContext
+from pyflink.datastream.functions import KeyedProcessFunction, RuntimeContext
 
 from encore.settings import Settings
 from encore.tables import PLAY_EVENTS_REJECTED, TRENDING_SONGS
@@ -42,8 +54,9 @@ from pipelines.ingest.state import commits_log
 _PARSED_NAMES = [name for name, _ in PARSED_FIELDS]
 
 
-class LakeSink(FlatMapFunction):
-    """Writes each micro-batch to its tables, records a summary line, emits nothing.
+class LakeSink(KeyedProcessFunction):
+    """Writes each micro-batch to its tables, records summary lines, emits nothing. Keyed by
+    lane (the pending bronze rows are keyed state).
 
     ``settings`` are the job's, pickled with the function: the sink does not read its own
     environment.
@@ -54,6 +67,8 @@ class LakeSink(FlatMapFunction):
 
     def open(self, runtime_context: RuntimeContext) -> None:
         import redis
+        from pyflink.common import Types
+        from pyflink.datastream.state import ListStateDescriptor
 
         from encore.tables import PLAY_EVENTS
         from pipelines.ingest.delta_sink import OffsetTiedWriter, open_table
@@ -71,6 +86,11 @@ class LakeSink(FlatMapFunction):
         self.faults = FaultInjector(settings.flink.fault, checkpoints_dir(settings))
         self.log_path = commits_log(settings)
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self.pending = runtime_context.get_list_state(
+            ListStateDescriptor("bronze-pending", Types.PICKLED_BYTE_ARRAY())
+        )
+        # per lane: (rows pending, when the oldest pending batch arrived, epoch ms)
+        self.pending_since: dict[int, tuple[int, int]] = {}
 
     def _lane(self, lane: int) -> tuple[Any, Any]:
         """The lane's de-duplication ids and Redis aggregates (made on its first batch: a
@@ -91,25 +111,81 @@ class LakeSink(FlatMapFunction):
             )
             recent = RecentIds(ttl_s)
             recent.load(stored_ids(self.settings, partitions, ttl_s))
+            # rows restored pending from a checkpoint were kept before the crash
+            restored = list(self.pending.get() or [])
+            now = time.time()
+            recent.load((event_id, now) for entry in restored for event_id in entry["event_id"])
+            if restored:
+                rows = sum(len(entry["event_id"]) for entry in restored)
+                self.pending_since[lane] = (rows, int(now * 1000))
             aggregates = RedisAggregates(self.redis_client, self.settings, self.topic, lane)
             self.lane_state[lane] = (recent, aggregates)
         return self.lane_state[lane]
 
-    def flat_map(self, value: Any) -> Iterator[str]:
+    def process_element(self, value: Any, ctx: KeyedProcessFunction.Context) -> Iterator[str]:
         started = time.perf_counter()
         lane, batch_end, payloads, partitions, offsets, arrivals = value
         summary = self.write_batch(lane, payloads, partitions, offsets, arrivals)
-        summary |= {
+        summary |= {"sink": "batch", "lane": lane, "batch_end": str(batch_end)}
+        self._log(summary, started)
+        rows, since = self.pending_since.get(lane, (0, 0))
+        if rows and (
+            rows >= self.settings.flink.bronze_target_rows
+            or time.time() * 1000 - since >= self.settings.flink.bronze_max_delay_ms
+        ):
+            self._commit(lane)
+        elif rows:
+            ctx.timer_service().register_processing_time_timer(
+                since + self.settings.flink.bronze_max_delay_ms
+            )
+        yield from ()
+
+    def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext) -> Iterator[str]:
+        lane = ctx.get_current_key()
+        rows, since = self.pending_since.get(lane, (0, 0))
+        if rows and timestamp >= since + self.settings.flink.bronze_max_delay_ms:
+            self._commit(lane)
+        yield from ()
+
+    def _commit(self, lane: int) -> None:
+        """Commit the lane's pending rows to bronze in one offset-tied commit."""
+        started = time.perf_counter()
+        entries = list(self.pending.get() or [])
+        columns: dict[str, list] = {}
+        covered: dict[int, int] = {}
+        for entry in entries:
+            for name, values in entry.items():
+                if name == "covered":
+                    for partition, offset in values.items():
+                        covered[partition] = max(covered.get(partition, -1), offset)
+                else:
+                    columns.setdefault(name, []).extend(values)
+        received = len(columns.get("event_id", []))
+        columns["ingested_at"] = [datetime.now(UTC)] * received
+        rows = self.bronze.write(columns, covered) if received else 0
+        self.faults.reached("after_delta_commit")
+        self.faults.reached("batch_committed")
+        self.pending.clear()
+        self.pending_since.pop(lane, None)
+        summary = {
             "sink": "bronze",
             "lane": lane,
-            "batch_end": str(batch_end),
+            "batches": len(entries),
+            "rows": rows,
+            "skipped": received - rows,
+            "version": self.bronze.delta.version(),
+            "offsets": self.bronze.last_versions if rows else {},
+        }
+        self._log(summary, started)
+
+    def _log(self, summary: dict[str, Any], started: float) -> None:
+        summary |= {
             "ms": round((time.perf_counter() - started) * 1000, 1),
             "at": datetime.now(UTC).isoformat(timespec="milliseconds"),
         }
         # one whole line per append, so a reader never sees half a summary
         with open(self.log_path, "a") as log:
             log.write(json.dumps(summary) + "\n")
-        yield from ()
 
     def write_batch(
         self, lane: int, payloads: Any, partitions: Any, offsets: Any, arrivals: Any
@@ -164,17 +240,20 @@ class LakeSink(FlatMapFunction):
         self.faults.reached("after_redis")
         delta_started = time.perf_counter()
         rejected_rows = self._write_rejected(invalid, invalid_at) if invalid else 0
-        columns["ingested_at"] = [datetime.now(UTC)] * len(kept)
-        # rejects are committed first, so bronze's offsets may cover the whole batch
-        rows = self.bronze.write(columns, covered) if kept else 0
         delta_ms = round((time.perf_counter() - delta_started) * 1000, 1)
-        self.faults.reached("after_delta_commit")
-        self.faults.reached("batch_committed")
+        # the kept rows wait for the lane's next bronze commit, in Flink state; the batch's
+        # coverage (its rejects are committed, its duplicates decided) goes with them
+        if kept:
+            for carried_only_here in ("reason", "raw_payload", "event_time_us"):
+                columns.pop(carried_only_here)
+            self.pending.add(columns | {"covered": covered})
+            rows, since = self.pending_since.get(lane, (0, int(time.time() * 1000)))
+            self.pending_since[lane] = (rows + len(kept), since)
         # 6. windows now closed
         trending_rows = self._publish_trending(aggregates)
         return {
             "received": received,
-            "rows": rows,
+            "kept": len(kept),
             "skipped": skipped,
             "duplicates": len(valid) - len(kept),
             "rejected": rejected_rows,
@@ -182,11 +261,11 @@ class LakeSink(FlatMapFunction):
             "redis_skipped": len(kept) - redis_rows,
             "parse_ms": round((parsed_at - started) * 1000, 1),
             "redis_ms": redis_ms,
-            "delta_ms": delta_ms,
+            "rejected_ms": delta_ms,
             "redis_at": redis_at,
+            "redis_offsets": {str(p): o for p, o in covered.items()},
             "trending_rows": trending_rows,
-            "version": self.bronze.delta.version(),
-            "offsets": self.bronze.last_versions if rows else {},
+            "pending_rows": self.pending_since.get(lane, (0, 0))[0],
             "recent_ids": len(recent),
         }
 
