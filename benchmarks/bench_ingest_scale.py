@@ -496,7 +496,7 @@ def per_minute(
         rows.append(
             {
                 "minute": minute + 1,
-                "phase": last["phase"],
+                "phase": "+".join(dict.fromkeys(p["phase"] for p in points)),
                 "produced_per_s": round((last["produced"] - base["produced"]) / seconds),
                 "committed_per_s": round((last["committed"] - base["committed"]) / seconds),
                 "backlog": last["produced"] - last["committed"],

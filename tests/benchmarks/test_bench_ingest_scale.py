@@ -94,6 +94,7 @@ def test_per_minute_rates_and_state():
         }
 
     series = [point(5, 1000, 0, 1), point(55, 1000, 500, 41), point(115, 1000, 1000, 71)]
+    series[0]["phase"] = "load"
     batch = {"received": 500, "kept": 500, "ms": 10, "parse_ms": 4, "redis_ms": 2}
     batches = [{"t": 30, **batch}, {"t": 100, **batch, "ms": 20}]
     commits = [{"t": 31, "rows": 500, "ms": 4, "version": 1}]
@@ -101,6 +102,7 @@ def test_per_minute_rates_and_state():
 
     first, second = scale.per_minute(series, batches, commits, checkpoints)
 
+    assert (first["phase"], second["phase"]) == ("load+drain", "drain")
     assert first["committed_per_s"] == round(500 / 55)
     assert second["committed_per_s"] == round(500 / 60)
     assert first["cpu_percent"] == {"jvm": 80} and second["cpu_percent"] == {"jvm": 50}
