@@ -7,11 +7,20 @@ one partition. A request is answered only after every one of its records is ackn
 so an accepted event is never lost; if Kafka does not acknowledge in
 ``settings.api.produce_timeout_ms`` the request fails with 503 and claims nothing.
 
+A 503 also means the records will not turn up later. A request answers only once every
+record it handed to the client has *settled* (acknowledged, or failed by the client), never
+while one still waits in the client's buffer: the client's ``delivery_timeout_ms`` is sized
+so its records settle inside the request's budget (a quarter waiting for the client, a
+quarter blocked in ``send()``, half for delivery), and a client that fails to settle them in
+time (see the wedge below) is force-closed, which fails them, before the 503 goes out. The
+one case no client can rule out is a batch the broker wrote but died before acknowledging:
+those records may be in Kafka after a 503 (the ingestion job de-duplicates a retry).
+
 Failure is bounded and recovery automatic:
 
 - The client is created in the background, one attempt at a time. Requests wait for that
-  attempt for at most half their produce timeout and then answer 503, so while Kafka is
-  down concurrent requests fail in parallel instead of queueing on a connect lock.
+  attempt for at most a quarter of their produce timeout and then answer 503, so while
+  Kafka is down concurrent requests fail in parallel instead of queueing on a connect lock.
 - kafka-python (3.0.x) can wedge its idempotent producer for good after a broker crash: when
   a batch that was already sent expires (the broker died holding it),
   ``Sender._send_producer_data`` calls ``TransactionManager.reset_producer_id()``, which
@@ -30,6 +39,7 @@ starts (readiness says so) and the producer is created when a request needs it.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -37,9 +47,11 @@ from collections.abc import Sequence
 
 from kafka import KafkaProducer
 from kafka.cluster import ClusterMetadata
-from kafka.errors import KafkaError
+from kafka.errors import KafkaError, KafkaTimeoutError
 from kafka.partitioner import DefaultPartitioner, Partitioner
+from kafka.producer.future import FutureRecordMetadata
 from kafka.producer.transaction_manager import TransactionState
+from kafka.structs import TopicPartition
 
 from encore.events import PlayEventV1
 from encore.settings import Settings
@@ -47,6 +59,10 @@ from streaming_api.errors import UnavailableError
 from streaming_api.playback import encode_event
 
 log = logging.getLogger(__name__)
+
+# How long a request waits for a force-closed client to fail its records (its sender thread
+# stops within one poll, at most retry_backoff_ms).
+DISCARD_WAIT_S = 5.0
 
 
 class KeyCachePartitioner(Partitioner):
@@ -91,7 +107,8 @@ class KeyCachePartitioner(Partitioner):
 def producer_config(settings: Settings) -> dict:
     """kafka-python ``KafkaProducer`` options for play events (see the module docstring)."""
     api = settings.api
-    timeout_ms = api.produce_timeout_ms
+    quarter_ms = max(1, api.produce_timeout_ms // 4)
+    delivery_ms = max(api.producer_linger_ms + 1, api.produce_timeout_ms // 2)
     return {
         "bootstrap_servers": settings.kafka.servers.split(","),
         "client_id": "encore-streaming-api",
@@ -105,13 +122,16 @@ def producer_config(settings: Settings) -> dict:
         "compression_type": None
         if api.producer_compression == "none"
         else api.producer_compression,
-        # delivery_timeout_ms must be >= linger_ms + request_timeout_ms
-        "request_timeout_ms": max(1000, timeout_ms // 2),
-        "delivery_timeout_ms": max(1000, timeout_ms // 2) + api.producer_linger_ms + 1000,
-        # A request may wait half its budget for the client to exist and half in send()
-        # (topic metadata, buffer space), so it never blocks much past produce_timeout_ms.
-        "max_block_ms": max(1, timeout_ms // 2),
-        "bootstrap_timeout_ms": max(1, min(timeout_ms // 2, 5000)),
+        # A request waits a quarter of its budget for the client to exist, a quarter in
+        # send() (topic metadata, buffer space) and half for its records to settle: the
+        # client fails a record still unacknowledged delivery_timeout_ms after its batch
+        # was created, so by produce_timeout_ms every record is acked or failed, none left
+        # in the buffer to be delivered after the request answered 503.
+        "delivery_timeout_ms": delivery_ms,
+        # must leave delivery_timeout_ms >= linger_ms + request_timeout_ms
+        "request_timeout_ms": max(1, delivery_ms - api.producer_linger_ms),
+        "max_block_ms": quarter_ms,
+        "bootstrap_timeout_ms": max(1, min(quarter_ms, 5000)),
     }
 
 
@@ -151,6 +171,61 @@ def discard(producer: KafkaProducer, timeout_s: float = 5.0) -> None:
             log.warning("Kafka producer did not close cleanly: %r", error)
 
 
+def send_records(
+    producer: KafkaProducer,
+    topic: str,
+    records: Sequence[tuple[bytes, bytes]],
+    futures: list[FutureRecordMetadata],
+) -> None:
+    """``producer.send(topic, value=value, key=key)`` for each ``(key, value)``, cheaper;
+    each record's future is appended to ``futures`` as it is sent (so that a caller
+    interrupted by an error still holds those of the records already handed over).
+
+    ``send()`` re-checks its arguments, the topic's metadata and the record size, and wakes
+    the sender, for every record: about a quarter of the API's CPU per event. The first
+    record goes through ``send()`` (it waits for the topic's metadata up to ``max_block_ms``
+    and fails on a closed producer); the rest are appended to the same accumulator
+    ``send()`` appends to, partitioned by the same partitioner, and the sender is woken once.
+    Records are a few hundred bytes (``PlayEventV1``'s fields are bounded), far below
+    ``max_request_size``, the check skipped here.
+    """
+    if not records:
+        return
+    key, value = records[0]
+    futures.append(producer.send(topic, value=value, key=key))
+    accumulator = producer._accumulator
+    partitioner = producer.config["partitioner"]
+    cluster = producer._metadata
+    partitions: dict[int, TopicPartition] = {}
+    wake = False
+    for key, value in records[1:]:
+        number = partitioner.partition(topic, key, key, value, value, cluster)
+        tp = partitions.get(number)
+        if tp is None:
+            tp = partitions[number] = TopicPartition(topic, number)
+        future, full, created, _ = accumulator.append(tp, None, key, value, [])
+        futures.append(future)
+        wake = wake or full or created
+    if wake:
+        producer._sender.wakeup()
+
+
+def settle(futures: Sequence[FutureRecordMetadata], until: float) -> int:
+    """Wait until every future is done (acknowledged or failed) or ``until`` (monotonic s);
+    returns how many are still pending."""
+    for future in futures:
+        # Futures of one partition batch resolve together: once a batch is in, the rest of
+        # its records cost an attribute check each, not a timed wait.
+        if future.is_done:
+            continue
+        remaining = until - time.monotonic()
+        if remaining <= 0:
+            break
+        with contextlib.suppress(KafkaError):  # failed, or pending at `until`: counted below
+            future.get(timeout=remaining)
+    return sum(not future.is_done for future in futures)
+
+
 class _Connect:
     """One background attempt to create the Kafka client, shared by every request waiting."""
 
@@ -177,6 +252,8 @@ class EventProducer:
         self.settings = settings
         self.topic = settings.kafka.play_events_topic
         self._timeout_s = settings.api.produce_timeout_ms / 1000
+        # the sender fails an expired batch on its next loop: a little slack past delivery
+        self._settle_grace_s = min(1.0, self._timeout_s / 10)
         self._producer: KafkaProducer | None = None
         self._connect: _Connect | None = None
         self._lock = threading.Lock()
@@ -184,13 +261,13 @@ class EventProducer:
     def connect(self, wait_s: float | None = None) -> KafkaProducer:
         """The Kafka client, created (in the background) if there is none or it is wedged.
 
-        Waits at most ``wait_s`` (default: half the produce timeout) for a client being
-        created; requests arriving meanwhile wait for the same attempt, not a new one.
+        Waits at most ``wait_s`` (default: a quarter of the produce timeout) for a client
+        being created; requests arriving meanwhile wait for the same attempt, not a new one.
 
         Raises:
             UnavailableError: no broker answered in time, or the attempt failed.
         """
-        wait_s = self._timeout_s / 2 if wait_s is None else wait_s
+        wait_s = self._timeout_s / 4 if wait_s is None else wait_s
         with self._lock:
             producer = self._producer
             if producer is not None:
@@ -234,29 +311,39 @@ class EventProducer:
 
         Raises:
             UnavailableError: Kafka is unreachable, or did not acknowledge every event in time.
-                Some events may have been written; none is claimed, so the client retries the
-                request as is and the ingestion job drops the duplicates by ``event_id``.
+                None is claimed, and none is left in the client to be delivered later (see
+                the module docstring for the one exception, a broker dying mid-write); the
+                client retries the request as is, and the ingestion job drops duplicates
+                by ``event_id``.
         """
         deadline = time.monotonic() + self._timeout_s
         producer = self.connect()
+        records = [(event.user_id.encode(), encode_event(event)) for event in events]
+        futures: list[FutureRecordMetadata] = []
+        failure: BaseException | None = None
         try:
-            futures = [
-                producer.send(self.topic, value=encode_event(event), key=event.user_id.encode())
-                for event in events
-            ]
-            # Futures of one partition batch resolve together: once a batch is in, the rest of
-            # its records cost an attribute check each, not a timed wait.
-            for future in futures:
-                if not future.is_done:
-                    future.get(timeout=max(0.0, deadline - time.monotonic()))
-                elif future.failed():
-                    raise future.exception
-        except (KafkaError, TimeoutError) as error:
+            send_records(producer, self.topic, records, futures)
+        except KafkaError as error:  # no metadata within max_block_ms, or a closed client
+            failure = error
+        unsettled = settle(futures, deadline + self._settle_grace_s)
+        if unsettled:
+            # The client did not fail them in time (a wedged one never will): make them
+            # undeliverable before answering 503, by force-closing the client.
+            with self._lock:
+                if self._producer is producer:
+                    self._replace(producer, f"{unsettled} records unsettled past the deadline")
+            unsettled = settle(futures, time.monotonic() + DISCARD_WAIT_S)
+            if unsettled:
+                log.error("%d records still unsettled after discarding the producer", unsettled)
+            failure = failure or KafkaTimeoutError("records not acknowledged in time")
+        if failure is None:
+            failure = next((f.exception for f in futures if f.failed()), None)
+        if failure is not None:
             raise UnavailableError(
                 f"Kafka did not acknowledge all {len(events)} events within "
-                f"{self._timeout_s:g} s ({type(error).__name__}); none is claimed accepted, "
+                f"{self._timeout_s:g} s ({type(failure).__name__}); none is claimed accepted, "
                 "retry the request"
-            ) from error
+            ) from failure
         return [str(event.event_id) for event in events]
 
     def check(self, timeout_s: float) -> None:

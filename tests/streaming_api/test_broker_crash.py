@@ -87,7 +87,7 @@ def sigkill_kafka(settings: Settings) -> None:
 
 
 @contextmanager
-def api_process(settings: Settings) -> Iterator[tuple[str, Path]]:
+def api_process(settings: Settings, start_timeout_s: float = 60) -> Iterator[tuple[str, Path]]:
     """A real ``encore api`` on a free port with ``settings``; yields its URL and its log."""
     port = free_port()
     log = settings.home / "logs" / f"api-{port}.log"
@@ -100,7 +100,7 @@ def api_process(settings: Settings) -> Iterator[tuple[str, Path]]:
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + start_timeout_s
         while True:
             try:
                 if httpx.get(f"{base}/api/v1/health/live", timeout=2).status_code == 200:
@@ -108,7 +108,7 @@ def api_process(settings: Settings) -> Iterator[tuple[str, Path]]:
             except httpx.TransportError:
                 pass
             assert server.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, "encore api did not answer in 60 s"
+            assert time.monotonic() < deadline, f"encore api did not answer in {start_timeout_s} s"
             time.sleep(0.2)
         yield base, log
     finally:
