@@ -80,6 +80,8 @@ def status() -> None:
     for partition, lag in sorted(current.lag.items()):
         table.add_row(str(partition), str(current.committed.get(partition, "-")), str(lag))
     Console().print(table)
+    pending = sum(current.pending.values())
+    console.print(f"pending for bronze: {pending} rows (committed at the next bronze commit)")
     if not current.running:
         raise typer.Exit(code=1)
 

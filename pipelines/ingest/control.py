@@ -24,7 +24,7 @@ from encore.errors import EncoreError
 from encore.flinkenv import flink_command, flink_env
 from encore.settings import Settings
 from encore.tables import PLAY_EVENTS, PLAY_EVENTS_REJECTED
-from pipelines.ingest.state import GROUP_ID, checkpoints_dir, checkpoints_root
+from pipelines.ingest.state import GROUP_ID, checkpoints_dir, checkpoints_root, commits_log
 
 NAME = "ingest"
 MODULE = "pipelines.ingest.job"
@@ -43,7 +43,10 @@ class IngestStatus:
     committed: dict[int, int] = field(default_factory=dict)
     """Last offset per partition committed to bronze."""
     lag: dict[int, int] = field(default_factory=dict)
-    """Records per partition on Kafka not yet in bronze or rejected."""
+    """Records per partition on Kafka not yet covered by a completed checkpoint."""
+    pending: dict[int, int] = field(default_factory=dict)
+    """Per lane, valid rows checkpointed but waiting for their bronze commit (the adaptive
+    cadence: ``flink.bronze_target_rows`` / ``bronze_max_delay_ms``)."""
     log: str = ""
 
 
@@ -167,8 +170,9 @@ def kafka_lag(settings: Settings, partitions: list[int]) -> dict[int, int]:
 
     The job's Kafka source commits its offsets to the consumer group when a checkpoint
     completes, and a checkpoint completes only after every batch before it was written, so
-    group offset == end offset means everything on the topic is in bronze, rejected, or was
-    a duplicate. (Delta's own offsets cannot say this: a trailing duplicate is in neither.)
+    group offset == end offset means everything on the topic is in bronze, rejected, a
+    duplicate, or pending for bronze in Flink state (:func:`pending_rows`). (Delta's own
+    offsets cannot say this: a trailing duplicate is in neither.)
     """
     from kafka import KafkaConsumer, TopicPartition
 
@@ -189,6 +193,28 @@ def kafka_lag(settings: Settings, partitions: list[int]) -> dict[int, int]:
         consumer.close()
 
 
+def pending_rows(settings: Settings) -> dict[int, int]:
+    """Per lane, the valid rows the sink holds pending for bronze (Flink state), from the
+    newest lines of its commit log: a batch line tells what is pending after it, a bronze
+    commit line that nothing is."""
+    path = commits_log(settings)
+    if not path.exists():
+        return {}
+    with open(path, "rb") as log:
+        start = max(0, path.stat().st_size - 256 * 1024)
+        log.seek(start)
+        tail = log.read().decode(errors="replace").splitlines()[1 if start else 0 :]
+    pending: dict[int, int] = {}
+    for line in tail:
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        lane = int(entry.get("lane", 0))
+        pending[lane] = 0 if entry["sink"] == "bronze" else int(entry.get("pending_rows", 0))
+    return pending
+
+
 def status(settings: Settings) -> IngestStatus:
     """Whether the job runs, its latest checkpoint, bronze offsets and the lag behind Kafka."""
     pid = running_pid(settings)
@@ -200,22 +226,26 @@ def status(settings: Settings) -> IngestStatus:
         checkpoint=str(checkpoint) if checkpoint else None,
         committed=committed_offsets(settings, partitions)[PLAY_EVENTS.name],
         lag=kafka_lag(settings, partitions),
+        pending=pending_rows(settings),
         log=str(supervisor.log_file(settings.home, NAME)),
     )
 
 
 def wait_until_caught_up(settings: Settings, timeout_s: float = 120.0) -> IngestStatus:
-    """Block until a checkpoint covers everything on Kafka (see :func:`kafka_lag`)."""
+    """Block until a checkpoint covers everything on Kafka (see :func:`kafka_lag`) and no
+    valid row waits for its bronze commit: everything on the topic is in bronze, rejected,
+    or was a duplicate."""
     deadline = time.monotonic() + timeout_s
     while True:
         current = status(settings)
-        if not any(current.lag.values()):
+        if not any(current.lag.values()) and not any(current.pending.values()):
             return current
         if not current.running:
             raise IngestError(f"the ingestion job is not running; see {current.log}")
         if time.monotonic() > deadline:
             raise IngestError(
-                f"ingestion still {sum(current.lag.values())} records behind after "
+                f"ingestion still {sum(current.lag.values())} records behind (and "
+                f"{sum(current.pending.values())} pending for bronze) after "
                 f"{timeout_s:.0f} s; see {current.log}"
             )
         time.sleep(0.5)

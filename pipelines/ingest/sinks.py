@@ -83,7 +83,7 @@ class LakeSink(KeyedProcessFunction):
         self.trending = open_table(TRENDING_SONGS, settings)
         self.redis_client = redis.Redis.from_url(settings.redis.effective_url)
         self.lane_state: dict[int, tuple[Any, Any]] = {}
-        self.faults = FaultInjector(settings.flink.fault, checkpoints_dir(settings))
+        self.faults = FaultInjector(settings.flink.fault, checkpoints_dir(settings), self.topic)
         self.log_path = commits_log(settings)
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self.pending = runtime_context.get_list_state(
@@ -195,7 +195,7 @@ class LakeSink(KeyedProcessFunction):
         recent, aggregates = self._lane(lane)
         started = time.perf_counter()
         bounds = self.settings.events
-        self.faults.batch_started()
+        self.faults.batch_started(partitions, offsets)
         received = len(payloads)
         # 1. replays: what bronze or rejected committed (rows of one partition arrive in
         # offset order; sorting makes "first copy" the lowest offset even within a batch)

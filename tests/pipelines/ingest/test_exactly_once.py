@@ -97,7 +97,12 @@ def test_job_killed_mid_stream_and_restarted_is_still_exact(ingest_settings: Set
         target=produce, args=(ingest_settings, records[half:]), kwargs={"rate": 2000}
     )
     sender.start()
-    time.sleep(1.5)
+    # kill only once a checkpoint of this run exists (what "mid-stream" needs: a restore
+    # point behind the stream), never on a timer
+    deadline = time.monotonic() + 120
+    while control.latest_checkpoint(ingest_settings) is None:
+        assert time.monotonic() < deadline, "no checkpoint completed within 120 s"
+        time.sleep(0.2)
     assert control.stop(ingest_settings, kill=True)
     checkpoint = control.latest_checkpoint(ingest_settings)
     assert (checkpoint / "_metadata").is_file()
