@@ -4,7 +4,7 @@ UV_RUN := uv run --frozen
 export UV_PYTHON := 3.11
 
 .DEFAULT_GOAL := help
-.PHONY: help setup jars demo test test-backfill test-unit screenshots notebooks lint format up down status bench clean
+.PHONY: help setup jars demo test test-backfill test-crash test-unit screenshots notebooks lint format up down status bench clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -23,6 +23,9 @@ test: setup ## Run the whole test suite against real services
 
 test-backfill: setup ## A week of lake_daily backfilled through Airflow vs a direct build (~25 min)
 	@$(UV_RUN) pytest -m backfill tests/dags/test_backfill.py
+
+test-crash: setup ## Only the ingestion job's crash-point and outage tests (also in make test)
+	@$(UV_RUN) pytest -m crash tests/pipelines/ingest
 
 test-unit: setup ## Only the tests that need no services
 	@$(UV_RUN) pytest -m "not integration and not flink and not spark"
