@@ -399,6 +399,31 @@ def one_run(args, events: list[dict], run: int) -> dict:
             "redis_p50_s": statistics.median(to_redis),
             "redis_p95_s": percentile(to_redis, 0.95),
         }
+        print(
+            f"run {run}: small files: {args.quiet_rate:.0f} events/s for {args.quiet_seconds:.0f} s"
+        )
+        quiet = fresh_ids(load[: int(args.quiet_rate * args.quiet_seconds)])
+        files_before, commits_before = bronze_files(settings), bronze_commits(settings)
+        quiet_started = time.time()
+        post_batches(
+            base,
+            token,
+            [quiet[i : i + 50] for i in range(0, len(quiet), 50)],
+            clients=2,
+            rate=args.quiet_rate,
+        )
+        done += len(quiet)
+        wait_committed(settings, done, timeout_s=300)
+        hours = (time.time() - quiet_started) / 3600
+        result["small_files"] = {
+            "rate": args.quiet_rate,
+            "events": len(quiet),
+            "bronze_commits_per_hour": (bronze_commits(settings) - commits_before) / hours,
+            "bronze_files_per_hour": (bronze_files(settings) - files_before) / hours,
+            # the job before issue 14 committed every micro-batch (commit_interval_ms) that
+            # held rows, one file per event date each
+            "one_commit_per_micro_batch_per_hour": 3_600_000 / args.commit_ms,
+        }
         result["bronze_files"] = bronze_files(settings)
         result["load_1m_after"] = os.getloadavg()[0]
     finally:
@@ -412,6 +437,13 @@ def one_run(args, events: list[dict], run: int) -> dict:
 
 
 JOB_PARTS = ("flink jvm", "flink python workers", "flink python (UDF + sink)")
+
+
+def bronze_commits(settings) -> int:
+    from pipelines.ingest.state import commits_log
+
+    lines = commits_log(settings).read_text().splitlines()
+    return sum(1 for line in lines if json.loads(line)["sink"] == "bronze")
 
 
 def bronze_files(settings) -> int:
@@ -430,6 +462,8 @@ def main() -> None:
     parser.add_argument("--fresh-rate", type=float, default=5000)
     parser.add_argument("--fresh-seconds", type=float, default=30)
     parser.add_argument("--fresh-batch-size", type=int, default=100)
+    parser.add_argument("--quiet-rate", type=float, default=200, help="Small-files phase rate.")
+    parser.add_argument("--quiet-seconds", type=float, default=60)
     parser.add_argument("--checkpoint-ms", type=int, default=2000)
     parser.add_argument("--commit-ms", type=int, default=1000)
     parser.add_argument("--runs", type=int, default=3, help="Runs; the table shows medians.")
@@ -517,6 +551,14 @@ def report(result: dict, out: Path) -> None:
     row(f"freshness to Redis at {rate:,.0f}/s, p50 s", lambda r: fresh(r)["redis_p50_s"], "{:.2f}")
     row("  p95 s", lambda r: fresh(r)["redis_p95_s"], "{:.2f}")
     row("job start-up to first commit, s", lambda r: r["job_start_s"], "{:.1f}")
+    quiet = runs[0]["small_files"]["rate"]
+    files = lambda r: r["small_files"]  # noqa: E731
+    row(f"bronze commits per hour at {quiet:.0f}/s", lambda r: files(r)["bronze_commits_per_hour"])
+    row(f"bronze files per hour at {quiet:.0f}/s", lambda r: files(r)["bronze_files_per_hour"])
+    row(
+        "  (one commit per micro-batch would make)",
+        lambda r: files(r)["one_commit_per_micro_batch_per_hour"],
+    )
     row("bronze files at the end", lambda r: r["bronze_files"])
     for name in sorted(runs[0]["throughput"]["cpu_us_per_event"]):
         row(
