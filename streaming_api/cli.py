@@ -62,6 +62,10 @@ def register(app: typer.Typer) -> None:
             # the client address is the socket's peer unless api.trusted_proxies says otherwise
             # (streaming_api.ratelimit); uvicorn would believe X-Forwarded-For from localhost
             proxy_headers=False,
+            # a spawned worker imports the whole CLI (~2.5 s of CPU) before it answers the
+            # supervisor's ping: with the 5 s default a loaded machine kills and respawns
+            # workers for minutes (2 workers at load 11: 289 s to come up, 37 s with this)
+            timeout_worker_healthcheck=60,
         )
 
 
