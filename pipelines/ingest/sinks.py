@@ -142,9 +142,15 @@ class LakeSink(KeyedProcessFunction):
 
     def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext) -> Iterator[str]:
         lane = ctx.get_current_key()
+        # after a restore the first call for a lane may be this timer (restored with the
+        # pending rows it was set for): load the lane, so those rows are seen and committed
+        self._lane(lane)
         rows, since = self.pending_since.get(lane, (0, 0))
-        if rows and timestamp >= since + self.settings.flink.bronze_max_delay_ms:
+        due = since + self.settings.flink.bronze_max_delay_ms
+        if rows and timestamp >= due:
             self._commit(lane)
+        elif rows:  # restored rows count their wait from the restore: come back then
+            ctx.timer_service().register_processing_time_timer(due)
         yield from ()
 
     def _commit(self, lane: int) -> None:
