@@ -4,6 +4,7 @@ small commit per batch, registry schema); no services, no Spark."""
 from __future__ import annotations
 
 import dataclasses
+import time as time_module
 import uuid
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
@@ -24,9 +25,24 @@ TOPIC = "play-events"
 # bronze as the registry will declare it (requested for encore/tables.py); set here so the
 # test does not depend on that edit
 BRONZE = dataclasses.replace(PLAY_EVENTS, extra={"zorder_by": ("song_id", "user_id")})
-TODAY = datetime.now(UTC).date()
-# maintenance runs "tomorrow at noon": today's partition has closed, tomorrow's is open
-LATER = datetime.combine(TODAY + timedelta(days=1), time(12), tzinfo=UTC)
+
+
+@pytest.fixture
+def today() -> date:
+    """The real clock's date when the test starts: delta-rs stamps files with the real clock,
+    and maintenance compares those stamps with the day's end. Near midnight, wait for the new
+    day so the test's writes all fall on the date it asserts (a suite crossing midnight
+    failed with a date taken at import)."""
+    now = datetime.now(UTC)
+    to_midnight = datetime.combine(now.date() + timedelta(days=1), time(0), tzinfo=UTC) - now
+    if to_midnight < timedelta(minutes=2):
+        time_module.sleep(to_midnight.total_seconds() + 1)
+    return datetime.now(UTC).date()
+
+
+def later(today: date) -> datetime:
+    """Maintenance "tomorrow at noon": today's partition has closed, tomorrow's is open."""
+    return datetime.combine(today + timedelta(days=1), time(12), tzinfo=UTC)
 
 
 def lake_settings(tmp_path: Path, retention_hours: int) -> Settings:
@@ -87,27 +103,27 @@ def referenced_files(settings: Settings) -> set[str]:
     return set(DeltaTable(PLAY_EVENTS.path(settings)).get_add_actions().column("path").to_pylist())
 
 
-def test_maintain_compacts_zorders_vacuums_and_checkpoints(tmp_path: Path) -> None:
+def test_maintain_compacts_zorders_vacuums_and_checkpoints(tmp_path: Path, today: date) -> None:
     settings = lake_settings(tmp_path, retention_hours=0)
     stream = Stream(settings)
     for i in range(30):
-        stream.commit(TODAY if i % 3 else TODAY + timedelta(days=1))
+        stream.commit(today if i % 3 else today + timedelta(days=1))
     before = rows(settings)
     assert len(referenced_files(settings)) == 30
 
-    report = maintain(settings, [BRONZE], now=LATER)
+    report = maintain(settings, [BRONZE], now=later(today))
 
     (result,) = report.tables
     assert result.active_before.files == 30
     assert result.active_after.files == 2  # one per partition
     assert rows(settings).equals(before)
     # only the closed day is Z-ordered; the open one is compacted
-    assert result.zordered_partitions == [f"event_date={TODAY}"]
+    assert result.zordered_partitions == [f"event_date={today}"]
     history = DeltaTable(PLAY_EVENTS.path(settings)).history()
     zorders = [h for h in history if _strategy(h) == "zOrder"]
     assert len(zorders) == 1
     assert zorders[0]["encore.zOrderBy"] == "song_id,user_id"
-    assert str(TODAY) in zorders[0]["operationParameters"]["predicate"]
+    assert str(today) in zorders[0]["operationParameters"]["predicate"]
     # retention 0: every file the rewrite dropped is gone from storage
     assert data_files_on_disk(settings) == referenced_files(settings)
     assert result.vacuumed_files == 30
@@ -132,26 +148,26 @@ def test_maintain_compacts_zorders_vacuums_and_checkpoints(tmp_path: Path) -> No
     assert rows(settings).equals(before)
 
 
-def test_the_stream_keeps_appending_through_maintenance(tmp_path: Path) -> None:
+def test_the_stream_keeps_appending_through_maintenance(tmp_path: Path, today: date) -> None:
     """Rewrites commit beside the stream's appends: an append lands between maintenance's
     snapshot and its commit, and the stream's own snapshot predates the rewrite."""
     settings = lake_settings(tmp_path, retention_hours=168)
     stream = Stream(settings)
     for _ in range(12):
-        stream.commit(TODAY)
+        stream.commit(today)
 
     def append_meanwhile(table: str, step: str) -> None:
         if step.startswith(("compacting", "z-ordering")):
-            stream.commit(TODAY)  # maintenance's table object was loaded before this
+            stream.commit(today)  # maintenance's table object was loaded before this
 
-    noon = datetime.combine(TODAY, time(12), tzinfo=UTC)  # today is open: compaction only
+    noon = datetime.combine(today, time(12), tzinfo=UTC)  # today is open: compaction only
     compacted = maintain(settings, [BRONZE], append_meanwhile, now=noon).tables[0]
-    stream.commit(TODAY)
-    zordered = maintain(settings, [BRONZE], append_meanwhile, now=LATER).tables[0]
-    stream.commit(TODAY)
+    stream.commit(today)
+    zordered = maintain(settings, [BRONZE], append_meanwhile, now=later(today)).tables[0]
+    stream.commit(today)
 
     assert compacted.compacted_files_removed == 12 and compacted.zordered_partitions == []
-    assert zordered.zordered_partitions == [f"event_date={TODAY}"]
+    assert zordered.zordered_partitions == [f"event_date={today}"]
     events = rows(settings).column("event_id").to_pylist()
     assert len(events) == len(set(events)) == 17 * 5
     assert committed_offsets(PLAY_EVENTS, settings, TOPIC, [0]) == {0: 17 * 5 - 1}
@@ -163,12 +179,12 @@ def test_the_stream_keeps_appending_through_maintenance(tmp_path: Path) -> None:
 
 
 def test_a_day_whose_files_were_all_written_after_it_closed_is_not_zordered_again(
-    tmp_path: Path,
+    tmp_path: Path, today: date
 ) -> None:
     settings = lake_settings(tmp_path, retention_hours=0)
     stream = Stream(settings)
     for _ in range(3):
-        stream.commit(TODAY - timedelta(days=1))  # a late event, or a Z-order's output
+        stream.commit(today - timedelta(days=1))  # a late event, or a Z-order's output
 
     (result,) = maintain(settings, [BRONZE]).tables
 
@@ -176,17 +192,17 @@ def test_a_day_whose_files_were_all_written_after_it_closed_is_not_zordered_agai
     assert (result.compacted_files_removed, result.compacted_files_added) == (3, 1)
 
 
-def test_dry_run_changes_nothing(tmp_path: Path) -> None:
+def test_dry_run_changes_nothing(tmp_path: Path, today: date) -> None:
     settings = lake_settings(tmp_path, retention_hours=0)
     stream = Stream(settings)
     for _ in range(4):
-        stream.commit(TODAY)
+        stream.commit(today)
     version = DeltaTable(PLAY_EVENTS.path(settings)).version()
 
-    report = maintain(settings, [BRONZE], dry_run=True, now=LATER)
+    report = maintain(settings, [BRONZE], dry_run=True, now=later(today))
     (result,) = report.tables
 
-    assert result.zordered_partitions == [f"event_date={TODAY}"]
+    assert result.zordered_partitions == [f"event_date={today}"]
     assert result.active_before.files == 4 and result.active_after is None
     assert result.compacted_files_removed == 4
     assert "4 small" in report.rows()[0]
@@ -194,9 +210,11 @@ def test_dry_run_changes_nothing(tmp_path: Path) -> None:
     assert len(data_files_on_disk(settings)) == 4
 
 
-def test_every_registered_table_is_covered_and_absent_ones_are_reported(tmp_path: Path) -> None:
+def test_every_registered_table_is_covered_and_absent_ones_are_reported(
+    tmp_path: Path, today: date
+) -> None:
     settings = lake_settings(tmp_path, retention_hours=0)
-    Stream(settings).commit(TODAY)
+    Stream(settings).commit(today)
 
     report = maintain(settings)
 
@@ -207,7 +225,7 @@ def test_every_registered_table_is_covered_and_absent_ones_are_reported(tmp_path
         maintain(settings, ["bronze.nope"])
 
 
-def test_the_command_prints_a_row_per_table(tmp_path: Path, monkeypatch) -> None:
+def test_the_command_prints_a_row_per_table(tmp_path: Path, today: date, monkeypatch) -> None:
     from encore.cli import app
 
     monkeypatch.setenv("ENCORE_HOME", str(tmp_path))
@@ -218,7 +236,7 @@ def test_the_command_prints_a_row_per_table(tmp_path: Path, monkeypatch) -> None
         settings = get_settings()
         stream = Stream(settings)
         for _ in range(3):
-            stream.commit(TODAY)
+            stream.commit(today)
         result = CliRunner().invoke(app, ["lake", "maintain", "--table", "bronze.play_events"])
     finally:
         get_settings.cache_clear()
