@@ -15,10 +15,11 @@ last checkpoint, which may be older than the last Delta commit) therefore re-del
 are silently skipped, and rows that were never committed are written: each Kafka record lands
 at most once because of the filter and at least once because Flink replays from a checkpoint
 taken before its commit. This relies on rows of one partition reaching the writer in offset
-order, which the job guarantees by running after the shuffle with parallelism 1 (see job.py).
+order, which the job guarantees by giving each Kafka partition to one lane (see job.py).
 
 Input: batches as column lists (what the job's ``ARRAY_AGG`` micro-batches deliver).
-Output: Delta commits; the writer is the table's only writer.
+Output: Delta commits; each writer owns whole partitions (its lane's), so writers of several
+lanes append side by side: their app transactions never overlap.
 """
 
 from __future__ import annotations
