@@ -1,5 +1,5 @@
-"""Checkpoints are kept per state version: a job whose bronze columns changed never tries to
-restore state Flink would refuse (it would loop on a StateMigrationException)."""
+"""Checkpoints are kept per state version: a job whose graph or bronze columns changed never
+tries to restore state Flink would refuse (it would loop on a StateMigrationException)."""
 
 from __future__ import annotations
 
@@ -40,3 +40,10 @@ def test_the_version_follows_bronzes_columns() -> None:
     finally:
         object.__setattr__(PLAY_EVENTS, "columns", columns)
     assert state.state_version() == before
+
+
+def test_the_version_follows_the_job_graph(monkeypatch) -> None:
+    """A new job shape (its operators and their state) never restores an old one's checkpoint."""
+    before = state.state_version()
+    monkeypatch.setattr(state, "JOB_GRAPH", "raw-micro-batches-v3")
+    assert state.state_version() != before
