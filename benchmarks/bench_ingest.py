@@ -475,7 +475,12 @@ def main() -> None:
     total = args.events + fresh_n + 2000
     print(f"simulating {total} events ...", flush=True)
     events = simulated_events(total, seed=3, days=3)
-    probe = isolated_settings(Path(tempfile.gettempdir()), args.checkpoint_ms, args.commit_ms)
+    from encore.settings import Settings
+
+    # the settings every run uses (each run's isolated_settings adds only its home and ports)
+    probe = Settings(
+        flink={"checkpoint_interval_ms": args.checkpoint_ms, "commit_interval_ms": args.commit_ms}
+    )
     result: dict = {
         "benchmark": "ingest",
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
