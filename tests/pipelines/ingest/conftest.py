@@ -6,8 +6,9 @@ from __future__ import annotations
 import itertools
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from kafka import KafkaProducer
@@ -70,6 +71,28 @@ def produce(settings: Settings, records: list[tuple[str, bytes]], rate: float = 
         producer.flush()
     finally:
         producer.close()
+
+
+def wait_for(
+    check: Callable[[], Any],
+    what: str,
+    timeout_s: float = 180,
+    interval_s: float = 0.25,
+    tolerate: tuple[type[BaseException], ...] = (),
+) -> Any:
+    """Poll ``check`` until it returns something truthy and return that; fail naming ``what``.
+    Exceptions of the ``tolerate`` types count as "not yet" (a table the job has not made)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            value = check()
+        except tolerate:
+            value = None
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout_s:.0f} s: {what}")
+        time.sleep(interval_s)
 
 
 def wait_for_rows(settings: Settings, minimum: int, timeout_s: float = 120) -> int:

@@ -38,7 +38,7 @@ from encore.settings import Settings
 from encore.tables import PLAY_EVENTS, PLAY_EVENTS_REJECTED, TRENDING_SONGS
 from pipelines.ingest import control
 from pipelines.ingest.faults import checkpoint_source_offsets
-from tests.pipelines.ingest.conftest import produce
+from tests.pipelines.ingest.conftest import produce, wait_for
 from tests.pipelines.ingest.crashing import (
     Position,
     SentTopic,
@@ -46,7 +46,6 @@ from tests.pipelines.ingest.crashing import (
     job_dead,
     produce_steadily,
     read_topic,
-    wait_for,
     window_counts,
 )
 from tests.pipelines.ingest.producing import mixed_records

@@ -23,7 +23,7 @@ import random
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -38,7 +38,7 @@ from encore.tables import PLAY_EVENTS
 from pipelines.ingest import control
 from pipelines.ingest.state import commits_log
 from tests.events import play_event
-from tests.pipelines.ingest.conftest import produce
+from tests.pipelines.ingest.conftest import produce, wait_for
 from tests.pipelines.ingest.producing import valid_events
 from tests.streaming_api.test_broker_crash import api_process, service_headers
 
@@ -54,13 +54,6 @@ URL = "/api/v1/playback-events"
 # delivery timeout is half of it, the waits for the client and for metadata a quarter each.
 PRODUCE_TIMEOUT_MS = 4000
 OUTAGE_S = 3 * PRODUCE_TIMEOUT_MS / 1000
-
-
-def wait_until(what: str, check: Callable[[], bool], timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not check():
-        assert time.monotonic() < deadline, f"{what}: not within {timeout_s:.0f} s"
-        time.sleep(0.1)
 
 
 def commit_lines(settings: Settings) -> int:
@@ -84,8 +77,11 @@ def bronze_ids(settings: Settings, since_line: int) -> Counter[str]:
     """How many rows bronze holds per event id, once the job has caught up with Kafka (a
     completed checkpoint covers every record) and no lane holds rows pending for bronze."""
     control.wait_until_caught_up(settings, timeout_s=240)
-    wait_until(
-        "bronze commits of the pending rows", lambda: not lanes_pending(settings, since_line), 120
+    wait_for(
+        lambda: not lanes_pending(settings, since_line),
+        "bronze commits of the pending rows",
+        120,
+        interval_s=0.1,
     )
     rows = read_lake_table(settings, PLAY_EVENTS, ["event_id"])
     return Counter(rows.column("event_id").to_pylist())
@@ -179,28 +175,36 @@ def test_kafka_outage_503s_are_never_delivered_and_202s_are_in_bronze_once(
             api_process(settings, start_timeout_s=240) as (base, _log),
             Traffic(base, settings).running() as traffic,
         ):
-            wait_until(
-                "20 accepted requests before the outage", lambda: traffic.count(202) >= 20, 90
+            wait_for(
+                lambda: traffic.count(202) >= 20,
+                "20 accepted requests before the outage",
+                90,
+                interval_s=0.1,
             )
             services.down(platform, ["kafka"])
             down = time.monotonic()  # the broker's process group is gone
-            wait_until(
-                f"503s for {OUTAGE_S:g} s of outage",
+            wait_for(
                 lambda: traffic.count(503, since=down) >= 6 and time.monotonic() - down >= OUTAGE_S,
+                f"503s for {OUTAGE_S:g} s of outage",
                 120,
+                interval_s=0.1,
             )
             starter = threading.Thread(target=services.up, args=(platform, ["kafka"]))
             starter.start()
-            wait_until(
-                "Kafka's port open again", lambda: services.port_open(platform.kafka.port), 120
+            wait_for(
+                lambda: services.port_open(platform.kafka.port),
+                "Kafka's port open again",
+                120,
+                interval_s=0.1,
             )
             reachable = time.monotonic()  # from here a record could reach the broker again
             starter.join()
             up = time.monotonic()
-            wait_until(
-                "20 accepted requests after Kafka is back",
+            wait_for(
                 lambda: traffic.count(202, since=up) >= 20,
+                "20 accepted requests after Kafka is back",
                 120,
+                interval_s=0.1,
             )
         answers = list(traffic.answers)
     finally:

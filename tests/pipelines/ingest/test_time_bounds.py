@@ -12,8 +12,8 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 import pytest
 import redis
@@ -24,6 +24,7 @@ from encore.settings import Settings
 from encore.tables import PLAY_EVENTS, PLAY_EVENTS_REJECTED, TRENDING_SONGS
 from pipelines.ingest import control
 from tests.pipelines.ingest.conftest import produce
+from tests.pipelines.ingest.conftest import wait_for as poll_until
 from tests.pipelines.ingest.producing import bad_corpus
 
 pytestmark = [pytest.mark.integration, pytest.mark.flink, pytest.mark.slow]
@@ -46,18 +47,8 @@ def play(song: str, start: datetime, country: str = "SE") -> tuple[str, bytes]:
     return record["user_id"], json.dumps(record).encode()
 
 
-def wait_for(check: Callable[[], object], what: str, timeout_s: float = 90) -> object:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            value = check()
-        except Exception:  # a table the job has not created yet
-            value = None
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout_s} s: {what}")
-        time.sleep(0.5)
+# the job creates its tables when it opens: an error reading them means "not yet"
+wait_for = partial(poll_until, timeout_s=90, interval_s=0.5, tolerate=(Exception,))
 
 
 def next_window(moment: datetime) -> datetime:
