@@ -87,31 +87,37 @@ def test_duplicates_and_malformed_are_handled_exactly_once(ingest_settings: Sett
         spark.stop()
 
 
-def test_job_killed_mid_stream_and_restarted_is_still_exact(ingest_settings: Settings) -> None:
-    records, unique_ids, reasons = mixed_records(12000, 1200, 300, seed=12)
+def kill_mid_stream_and_restart(settings: Settings, records: list[tuple[str, bytes]]) -> None:
+    """Half the records queued, the job started; the other half flowing at 2,000/s while the
+    job is SIGKILLed once a checkpoint of this run exists, then restarted from it."""
     half = len(records) // 2
-    produce(ingest_settings, records[:half])
-    control.start(ingest_settings)
-    wait_for_rows(ingest_settings, 2000)
+    produce(settings, records[:half])
+    control.start(settings)
+    wait_for_rows(settings, 2000)
     # keep the stream flowing while the job dies, then bring it back
     sender = threading.Thread(
-        target=produce, args=(ingest_settings, records[half:]), kwargs={"rate": 2000}
+        target=produce, args=(settings, records[half:]), kwargs={"rate": 2000}
     )
     sender.start()
     # kill only once a checkpoint of this run exists (what "mid-stream" needs: a restore
     # point behind the stream), never on a timer
     deadline = time.monotonic() + 120
-    while control.latest_checkpoint(ingest_settings) is None:
+    while control.latest_checkpoint(settings) is None:
         assert time.monotonic() < deadline, "no checkpoint completed within 120 s"
         time.sleep(0.2)
-    assert control.stop(ingest_settings, kill=True)
-    checkpoint = control.latest_checkpoint(ingest_settings)
+    assert control.stop(settings, kill=True)
+    checkpoint = control.latest_checkpoint(settings)
     assert (checkpoint / "_metadata").is_file()
     # the restart restores exactly that checkpoint (not the Delta offsets fallback)
-    command = control.job_command(ingest_settings)
+    command = control.job_command(settings)
     assert command[command.index("--restore") + 1] == checkpoint.as_uri()
-    control.start(ingest_settings)
+    control.start(settings)
     sender.join()
+
+
+def test_job_killed_mid_stream_and_restarted_is_still_exact(ingest_settings: Settings) -> None:
+    records, unique_ids, reasons = mixed_records(12000, 1200, 300, seed=12)
+    kill_mid_stream_and_restart(ingest_settings, records)
     assert_exact(ingest_settings, unique_ids, reasons)
 
 
@@ -139,21 +145,7 @@ def test_two_lanes_commit_side_by_side_and_survive_a_kill(ingest_settings: Setti
         update={"flink": ingest_settings.flink.model_copy(update={"ingest_parallelism": 2})}
     )
     records, unique_ids, reasons = mixed_records(12000, 1200, 300, seed=14)
-    half = len(records) // 2
-    produce(settings, records[:half])
-    control.start(settings)
-    wait_for_rows(settings, 2000)
-    sender = threading.Thread(
-        target=produce, args=(settings, records[half:]), kwargs={"rate": 2000}
-    )
-    sender.start()
-    deadline = time.monotonic() + 120
-    while control.latest_checkpoint(settings) is None:
-        assert time.monotonic() < deadline, "no checkpoint completed within 120 s"
-        time.sleep(0.2)
-    assert control.stop(settings, kill=True)
-    control.start(settings)
-    sender.join()
+    kill_mid_stream_and_restart(settings, records)
     assert_exact(settings, unique_ids, reasons)
 
     # both lanes committed bronze, each only its own partitions
