@@ -101,14 +101,11 @@ def wait_for_rows(settings: Settings, minimum: int, timeout_s: float = 120) -> i
 
     from encore.tables import PLAY_EVENTS
 
-    deadline = time.monotonic() + timeout_s
-    count = 0
-    while time.monotonic() < deadline:
-        try:
-            count = delta_dataset(DeltaTable(PLAY_EVENTS.path(settings))).count_rows()
-        except Exception:  # table not created yet (the job creates it when it opens)
-            count = 0
-        if count >= minimum:
-            return count
-        time.sleep(0.5)
-    raise AssertionError(f"bronze holds {count} rows after {timeout_s} s, wanted {minimum}")
+    def enough_rows() -> int | None:
+        count = delta_dataset(DeltaTable(PLAY_EVENTS.path(settings))).count_rows()
+        return count if count >= minimum else None
+
+    # the job creates the table when it opens: an error reading it means "not yet"
+    return wait_for(
+        enough_rows, f"bronze to hold {minimum} rows", timeout_s, 0.5, tolerate=(Exception,)
+    )

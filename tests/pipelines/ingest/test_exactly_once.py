@@ -9,7 +9,6 @@ restarted mid-stream.
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 
@@ -23,7 +22,8 @@ from encore.keys import TRENDING_PREFIX, offsets_key
 from encore.settings import Settings
 from encore.tables import PLAY_EVENTS, PLAY_EVENTS_REJECTED
 from pipelines.ingest import control
-from tests.pipelines.ingest.conftest import produce, wait_for_rows
+from tests.pipelines.ingest.conftest import produce, wait_for, wait_for_rows
+from tests.pipelines.ingest.crashing import commit_lines
 from tests.pipelines.ingest.producing import mixed_records
 
 pytestmark = [pytest.mark.integration, pytest.mark.flink, pytest.mark.slow]
@@ -101,10 +101,7 @@ def kill_mid_stream_and_restart(settings: Settings, records: list[tuple[str, byt
     sender.start()
     # kill only once a checkpoint of this run exists (what "mid-stream" needs: a restore
     # point behind the stream), never on a timer
-    deadline = time.monotonic() + 120
-    while control.latest_checkpoint(settings) is None:
-        assert time.monotonic() < deadline, "no checkpoint completed within 120 s"
-        time.sleep(0.2)
+    wait_for(lambda: control.latest_checkpoint(settings), "a checkpoint of this run", 120)
     assert control.stop(settings, kill=True)
     checkpoint = control.latest_checkpoint(settings)
     assert (checkpoint / "_metadata").is_file()
@@ -150,8 +147,7 @@ def test_two_lanes_commit_side_by_side_and_survive_a_kill(ingest_settings: Setti
 
     # both lanes committed bronze, each only its own partitions
     partitions_by_lane: dict[int, set[int]] = {}
-    for line in control.commits_log(settings).read_text().splitlines():
-        entry = json.loads(line)
+    for entry in commit_lines(settings):
         if entry.get("sink") == "bronze" and entry["rows"]:
             lane_partitions = partitions_by_lane.setdefault(entry["lane"], set())
             lane_partitions.update(int(p) for p in entry["offsets"])
